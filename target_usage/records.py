@@ -1,0 +1,157 @@
+"""Record helpers shared by every API: column lookup, UTC time, stable ids, JSON bytes.
+
+Both APIs deduplicate on ids the client sends, so ids must come out the same on every
+replay of the same record. Everything here is pure and deterministic; the clock is a
+parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from target_usage.errors import InvalidRecordError
+
+ID_CHARS = 16
+SDC_PREFIX = "_sdc_"
+# Epoch values at or above this are milliseconds: 1e11 seconds is the year 5138.
+EPOCH_MILLIS_THRESHOLD = 100_000_000_000
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+_canonical_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
+
+
+def encode_json(value: Any) -> bytes:
+    """JSON bytes for a request body; Decimal, datetime, date and time are handled."""
+    return _encoder.encode(value)
+
+
+def canonical_json(value: Any) -> bytes:
+    """JSON bytes with sorted keys, so equal content gives equal bytes whatever the key order."""
+    return _canonical_encoder.encode(value)
+
+
+def digest16(data: bytes) -> str:
+    """A stable 16-character id (64 bits of BLAKE2b, hex)."""
+    return hashlib.blake2b(data, digest_size=ID_CHARS // 2).hexdigest()
+
+
+def content_digest(record: Mapping[str, Any], salt: str) -> str:
+    """A stable id for a record's content that ignores key order and `_sdc_*` columns.
+
+    `salt` keeps ids of different kinds (an identity and a feature built from the same
+    row) apart.
+    """
+    content = {k: v for k, v in record.items() if not k.startswith(SDC_PREFIX)}
+    return digest16(salt.encode() + b"\x00" + canonical_json(content))
+
+
+def id16(value: Any) -> str:
+    """An id as the APIs want it: 16 characters kept as given, anything else digested."""
+    text = value if isinstance(value, str) else canonical_json(value).decode()
+    return text if len(text) == ID_CHARS else digest16(text.encode())
+
+
+def first_present(record: Mapping[str, Any], *columns: str) -> Any:
+    """The first of `columns` holding a value other than null or an empty string."""
+    for column in columns:
+        value = record.get(column)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def as_text(value: Any) -> str:
+    """A scalar column as the string the APIs expect (ids may arrive as numbers)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return canonical_json(value).decode().strip('"')
+
+
+def to_utc(value: Any, column: str) -> datetime:
+    """Any timestamp a warehouse emits as an aware UTC datetime.
+
+    Accepts ISO-8601 with an offset, `Z` or none (naive means UTC), epoch seconds or
+    milliseconds (numbers or digit strings), `datetime` and `date` objects.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        moment = _from_epoch(value, column)
+    elif isinstance(value, str):
+        moment = _from_text(value.strip(), column)
+    else:
+        raise _bad_time(value, column)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _from_text(text: str, column: str) -> datetime:
+    if text.lstrip("-").replace(".", "", 1).isdigit():
+        try:
+            return _from_epoch(Decimal(text), column)
+        except InvalidOperation as error:
+            raise _bad_time(text, column) from error
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as error:
+        raise _bad_time(text, column) from error
+
+
+def _from_epoch(value: float | Decimal, column: str) -> datetime:
+    seconds = float(value)
+    if abs(seconds) >= EPOCH_MILLIS_THRESHOLD:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise _bad_time(value, column) from error
+
+
+def _bad_time(value: Any, column: str) -> InvalidRecordError:
+    shown = repr(value)[:60]
+    return InvalidRecordError(
+        f"column '{column}' holds {shown}, which is not a timestamp",
+        fix=f"send '{column}' as ISO-8601 (e.g. 2024-05-01T09:30:00Z) or epoch seconds",
+    )
+
+
+def utc_seconds(moment: datetime) -> str:
+    """`YYYY-MM-DDTHH:mm:ss`, the Skalin format (fractions truncated)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 with milliseconds and a `Z` zone, as Hull's own client sends."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def clock_time(value: Any, column: str) -> str:
+    """`HH:mm:ss` from a time, a datetime, or a string holding either."""
+    if isinstance(value, (time, datetime)):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, str):
+        text = value.strip()
+        for parse in (time.fromisoformat, datetime.fromisoformat):
+            try:
+                return parse(text).strftime("%H:%M:%S")
+            except ValueError:
+                continue
+    raise InvalidRecordError(
+        f"column '{column}' holds {repr(value)[:60]}, which is not a time of day",
+        fix=f"send '{column}' as HH:mm:ss (e.g. 08:00:05)",
+    )

@@ -1,0 +1,183 @@
+"""Settings: the typed schema users see in `--about`, and the checks that span settings.
+
+JSON Schema catches a wrong type or value; what it cannot say (a stream routed to Skalin
+without `skalin_client_id`, a plain-http URL to a remote host) is checked here and
+reported with the setting to write.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+SINKS = ("identities", "features", "traits", "track", "alias", "unalias")
+INVALID_POLICIES = ("fail", "skip", "dead_letter")
+SKALIN_MAX_REQUESTS_PER_SECOND = 100
+
+COMMON = th.PropertiesList(
+    th.Property(
+        "stream_sinks",
+        th.ObjectType(additional_properties=th.StringType(allowed_values=list(SINKS))),
+        default={},
+        description=(
+            "Stream name (after stream_maps) → sink: identities, features, traits, track, "
+            "alias or unalias. Streams not listed go to the sink named like the stream or "
+            "like its last segment after '-', '.' or '__'."
+        ),
+    ),
+    th.Property(
+        "unmapped_streams",
+        th.StringType,
+        default="fail",
+        allowed_values=["fail", "skip"],
+        description="A stream no rule routes: stop with an error naming it, or skip it with a "
+        "warning.",
+    ),
+    th.Property(
+        "invalid_records",
+        th.StringType,
+        default="fail",
+        allowed_values=list(INVALID_POLICIES),
+        description="A record that cannot become a valid API item (no identity, no event "
+        "name...): stop the run, skip it with a warning, or write it to dead_letter_path.",
+    ),
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        default="target-usage-rejected.jsonl",
+        description="Where rejected records are appended, as Singer messages that can be "
+        "fixed and piped back into the target.",
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Build every request exactly as it would be sent and write it to "
+        "dry_run_path; send nothing and emit no STATE.",
+    ),
+    th.Property(
+        "dry_run_path",
+        th.StringType,
+        default="target-usage-requests.jsonl",
+        description="JSONL file of dry-run requests: method, url, headers (secrets redacted), "
+        "body.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=0),
+        default=8,
+        description="Retries per request for 408, 429, 5xx (not 501/505) and network errors.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(exclusive_minimum=0),
+        default=30,
+        description="Seconds to wait for each HTTP answer.",
+    ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType(minimum=1),
+        default=16,
+        description="Requests in flight at once, per API.",
+    ),
+)
+
+SKALIN = th.PropertiesList(
+    th.Property(
+        "skalin_client_id",
+        th.StringType,
+        description="Skalin ClientId (Settings > General); required as soon as a stream routes "
+        "to identities or features.",
+    ),
+    th.Property(
+        "skalin_url",
+        th.StringType,
+        default="https://collect.skalin.io",
+        description="Base URL; requests go to {skalin_url}/hit/bulk?rec=1&client_id=...",
+    ),
+    th.Property(
+        "skalin_requests_per_second",
+        th.NumberType(exclusive_minimum=0, maximum=SKALIN_MAX_REQUESTS_PER_SECOND),
+        default=SKALIN_MAX_REQUESTS_PER_SECOND,
+        description="Client-side pacing of Skalin requests, shared by all streams (the API "
+        "allows 100 per second per IP).",
+    ),
+)
+
+
+def _with_type_notes(schema: dict[str, Any]) -> dict[str, Any]:
+    """Append type, allowed values and secrecy to each description.
+
+    `--about --format=markdown` prints only name, default and description; this makes
+    that table (which README embeds) complete.
+    """
+    for spec in schema["properties"].values():
+        kinds = [k for k in spec.get("type", ["object"]) if k != "null"]
+        notes = [f"Type: {'/'.join(kinds)}"]
+        if "enum" in spec:
+            notes.append("one of " + ", ".join(f"`{v}`" for v in spec["enum"] if v is not None))
+        extra = spec.get("additionalProperties")
+        if isinstance(extra, dict) and "enum" in extra:
+            notes.append("values one of " + ", ".join(f"`{v}`" for v in extra["enum"]))
+        if spec.get("secret"):
+            notes.append("secret (never logged)")
+        spec["description"] = f"{spec['description']} ({'; '.join(notes)}.)"
+    return schema
+
+
+CONFIG_SCHEMA: dict[str, Any] = _with_type_notes(th.PropertiesList(*COMMON, *SKALIN).to_dict())
+
+# Settings each API needs, checked as soon as a stream routes to one of its sinks.
+REQUIRED_BY_SINK = {
+    "identities": ("skalin_client_id",),
+    "features": ("skalin_client_id",),
+}
+URL_SETTINGS = ("skalin_url",)
+
+
+def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[str]:
+    """Problems that stop `stream` from being delivered to `sink`, one sentence each."""
+    return [
+        f"stream '{stream}' routes to '{sink}', which needs '{setting}': add it to the config "
+        f"(or TARGET_USAGE_{setting.upper()})"
+        for setting in REQUIRED_BY_SINK.get(sink, ())
+        if not config.get(setting)
+    ]
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Cross-setting checks run at start-up; raises one error listing every problem."""
+    problems = [problem for name in URL_SETTINGS for problem in _url_problems(name, config)]
+    for stream, sink in (config.get("stream_sinks") or {}).items():
+        problems += missing_for_sink(config, sink, stream)
+    if problems:
+        raise ConfigValidationError("Config validation failed", errors=problems)
+
+
+def _url_problems(name: str, config: Mapping[str, Any]) -> list[str]:
+    url = config.get(name)
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return []
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return []
+    return [
+        f"'{name}' is {url!r}: use an https:// URL (plain http:// is allowed only for "
+        "loopback hosts such as 127.0.0.1 or localhost)"
+    ]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

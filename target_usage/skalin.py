@@ -1,0 +1,152 @@
+"""Skalin collect `/hit/bulk`: records become identity and feature items, 100 per array.
+
+Every column rule of the spec's Skalin table lives here and nowhere else. Builders are
+pure: the clock is a parameter, ids are digests of content, so a replay of the same
+record produces the same item byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from target_usage.errors import InvalidRecordError
+from target_usage.records import (
+    as_text,
+    canonical_json,
+    clock_time,
+    content_digest,
+    digest16,
+    encode_json,
+    first_present,
+    id16,
+    to_utc,
+    utc_seconds,
+)
+from target_usage.transport import Request
+
+API_NAME = "Skalin"
+SKALIN_MAX_ITEMS_PER_ARRAY = 100
+SKALIN_SINKS = ("identities", "features")
+
+# Spec column → accepted column names, snake_case first, then the Skalin doc's camelCase.
+EVENT_ID = ("event_id", "eventId")
+CUSTOMER_ID = ("customer_id", "customerId")
+VISIT_ID = ("visit_id", "visitId")
+TS = ("ts", "timestamp")
+IP = ("cip", "ip")
+FEATURE_NAME = ("name", "feature")
+
+
+def build_identity(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    """An `identities` item; raises `InvalidRecordError` when the record names no one."""
+    return _build_item(record, "identities", now)
+
+
+def build_feature(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    """A `features` item: an identity item plus the feature's required `name`."""
+    name = first_present(record, *FEATURE_NAME)
+    if name is None:
+        raise InvalidRecordError(
+            "no feature name (column 'name' or 'feature')",
+            fix="add a 'name' column holding the feature's name",
+        )
+    item = _build_item(record, "features", now)
+    item["name"] = as_text(name)
+    return item
+
+
+def _build_item(record: Mapping[str, Any], kind: str, now: datetime) -> dict[str, Any]:
+    identity = _identity(record)
+    customer = first_present(record, *CUSTOMER_ID)
+    customer_id = as_text(customer) if customer is not None else None
+    moment = _timestamp(record)
+    event = first_present(record, *EVENT_ID)
+    visit = first_present(record, *VISIT_ID)
+
+    item: dict[str, Any] = {
+        "eventId": id16(event) if event is not None else content_digest(record, kind),
+        "identity": identity,
+    }
+    if customer_id is not None:
+        item["customerId"] = customer_id
+    item["visitId"] = (
+        id16(visit)
+        if visit is not None
+        else visit_id(identity, customer_id, (moment or now.astimezone(UTC)).date())
+    )
+    if moment is not None:
+        item["ts"] = utc_seconds(moment)
+    localtime = record.get("localtime")
+    if localtime not in (None, ""):
+        item["localtime"] = clock_time(localtime, "localtime")
+    url = record.get("url")
+    if url not in (None, ""):
+        item["url"] = as_text(url)
+    ip = first_present(record, *IP)
+    if ip is not None:
+        item["cip"] = as_text(ip)
+    return item
+
+
+def _identity(record: Mapping[str, Any]) -> dict[str, str]:
+    email = record.get("email")
+    user_id = record.get("user_id")
+    identity = {}
+    if email not in (None, ""):
+        identity["email"] = as_text(email)
+    if user_id not in (None, ""):
+        identity["id"] = as_text(user_id)
+    if not identity:
+        raise InvalidRecordError(
+            "no identity: both 'email' and 'user_id' are missing or empty",
+            fix="add an 'email' or 'user_id' column (stream_maps can rename one)",
+        )
+    return identity
+
+
+def _timestamp(record: Mapping[str, Any]) -> datetime | None:
+    for column in TS:
+        value = record.get(column)
+        if value not in (None, ""):
+            return to_utc(value, column)
+    return None
+
+
+def visit_id(identity: Mapping[str, str], customer_id: str | None, day: date) -> str:
+    """One visit per person, customer and UTC day; shared by their identities and features.
+
+    Without it Skalin would give every event of a request one shared visit id.
+    """
+    return digest16(canonical_json(["visit", identity, customer_id, day.isoformat()]))
+
+
+@dataclass(frozen=True)
+class SkalinApi:
+    """Turns records into items and items into `/hit/bulk` requests."""
+
+    base_url: str
+    client_id: str
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    name = API_NAME
+    kinds = SKALIN_SINKS
+
+    @property
+    def url(self) -> str:
+        query = urlencode({"rec": 1, "client_id": self.client_id})
+        return f"{self.base_url.rstrip('/')}/hit/bulk?{query}"
+
+    def build(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        builder = build_feature if kind == "features" else build_identity
+        return builder(record, now=self.clock())
+
+    def requests_for(self, kind: str, items: list[dict[str, Any]]) -> Iterator[Request]:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+        url = self.url
+        for start in range(0, len(items), SKALIN_MAX_ITEMS_PER_ARRAY):
+            chunk = items[start : start + SKALIN_MAX_ITEMS_PER_ARRAY]
+            yield Request(API_NAME, url, headers, encode_json({kind: chunk}), len(chunk))

@@ -1,0 +1,151 @@
+"""The target: settings, routing of streams to sinks, one client per API, STATE, summary."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from singer_sdk import Target
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.sinks import Sink
+
+from target_usage import settings
+from target_usage.outputs import JsonlWriter, Redactor, Rejects
+from target_usage.records import encode_json
+from target_usage.report import RunReport
+from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
+from target_usage.skalin import SkalinApi
+from target_usage.transport import DryRunTransport, HttpTransport, Pacer, RetryPolicy, Transport
+
+_SEGMENT_SEPARATORS = re.compile(r"__|[-.]")
+
+
+def route(stream: str, stream_sinks: Mapping[str, str]) -> str | None:
+    """The sink a stream goes to: `stream_sinks`, else its name, else its last segment."""
+    if stream in stream_sinks:
+        return stream_sinks[stream]
+    for candidate in (stream, _SEGMENT_SEPARATORS.split(stream)[-1]):
+        if candidate in settings.SINKS:
+            return candidate
+    return None
+
+
+class TargetUsage(Target):
+    """Routes each stream to a sink and delivers its records to Skalin or Hull."""
+
+    name = "target-usage"
+    config_jsonschema = settings.CONFIG_SCHEMA
+    message_reader_class = MsgSpecReader
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings.check(self.config)
+        self.report = RunReport()
+        self.redactor = Redactor(
+            str(self.config[name])
+            for name, spec in self.config_jsonschema["properties"].items()
+            if spec.get("secret") and self.config.get(name)
+        )
+        self.rejects = Rejects(
+            self.config["invalid_records"],
+            JsonlWriter(self.config["dead_letter_path"], append=True),
+            self.logger,
+        )
+        self._apis: dict[str, Api] = {}
+        self._transports: dict[str, Transport] = {}
+        self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
+
+    # Routing
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        sink = route(stream_name, self.config["stream_sinks"])
+        if sink is None:
+            return self._unmapped(stream_name)
+        problems = settings.missing_for_sink(self.config, sink, stream_name)
+        if problems:
+            raise ConfigValidationError("Config validation failed", errors=problems)
+        if sink not in SINK_CLASSES:
+            msg = f"Stream '{stream_name}' routes to '{sink}', which this version cannot deliver."
+            raise ConfigValidationError(msg, errors=[msg])
+        return SINK_CLASSES[sink]
+
+    def _unmapped(self, stream: str) -> type[Sink]:
+        advice = (
+            f'map it with "stream_sinks": {{"{stream}": "<sink>"}} (sinks: '
+            f"{', '.join(settings.SINKS)}), rename it with stream_maps, or set "
+            "unmapped_streams to 'skip'"
+        )
+        if self.config["unmapped_streams"] == "skip":
+            self.logger.warning(
+                "Stream '%s' matches no sink and is skipped; to send it, %s.",
+                stream,
+                advice.split(", or set")[0],
+            )
+            return SkippedStreamSink
+        msg = f"Stream '{stream}' matches no sink: {advice}."
+        raise ConfigValidationError(msg, errors=[msg])
+
+    # One client and one transport per API, shared by every sink and drain thread
+
+    def api_for(self, kind: str) -> Api:
+        if "skalin" not in self._apis:
+            self._apis["skalin"] = SkalinApi(
+                self.config["skalin_url"], self.config["skalin_client_id"]
+            )
+        return self._apis["skalin"]
+
+    def transport_for(self, api: Api) -> Transport:
+        transport = self._transports.get(api.name)
+        if transport is None:
+            transport = self._build_transport(api.name)
+            self._transports[api.name] = transport
+        return transport
+
+    def _build_transport(self, api_name: str) -> Transport:
+        if self.config["dry_run"]:
+            return DryRunTransport(self._dry_run_writer, self.redactor)
+        rate = self.config["skalin_requests_per_second"] if api_name == "Skalin" else None
+        return HttpTransport(
+            api=api_name,
+            policy=RetryPolicy(max_retries=self.config["max_retries"]),
+            timeout_seconds=float(self.config["request_timeout"]),
+            concurrency=self.config["max_concurrent_requests"],
+            pacer=Pacer(rate),
+            redactor=self.redactor,
+        )
+
+    # STATE and the end of the run
+
+    def _write_state_message(self, state: dict) -> None:
+        """Emit STATE as received (Decimals and floats kept); never in a dry run.
+
+        A dry run delivered nothing, so STATE would move Meltano's bookmarks past records
+        that were never sent.
+        """
+        if self.config["dry_run"]:
+            return
+        sys.stdout.write(encode_json(state).decode() + "\n")
+        sys.stdout.flush()
+
+    def listen(self, file_input: Any = None) -> None:
+        try:
+            super().listen(file_input)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._dry_run_writer.close()
+        self.rejects.close()
+        for line in self.report.lines(dry_run=self.config["dry_run"]):
+            self.logger.info(line)
+        if self.config["dry_run"] and self._dry_run_writer.lines:
+            self.logger.info(
+                "Dry run: %d requests written to %s",
+                self._dry_run_writer.lines,
+                self._dry_run_writer.path,
+            )
