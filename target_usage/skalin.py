@@ -48,13 +48,13 @@ def build_identity(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any
 
 def build_feature(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     """A `features` item: an identity item plus the feature's required `name`."""
+    item = _build_item(record, "features", now)
     name = first_present(record, *FEATURE_NAME)
     if name is None:
         raise InvalidRecordError(
             "no feature name (column 'name' or 'feature')",
             fix="add a 'name' column holding the feature's name",
         )
-    item = _build_item(record, "features", now)
     item["name"] = as_text(name)
     return item
 

@@ -1,0 +1,345 @@
+"""Delivery to a strict loopback Skalin: batching, retries, pacing, concurrency, dry run,
+invalid-record policies and at-least-once, asserted on what the server received."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from target_usage.errors import ApiError, RejectedRecordError
+from tests.conftest import (
+    CLIENT_ID,
+    record_message,
+    run_cli,
+    schema_message,
+    singer_lines,
+    state_message,
+)
+from tests.loopback import FakeSkalin, Fault
+
+
+def features(n: int, start: int = 0) -> list[dict]:
+    return [
+        {
+            "email": f"user{i}@x.io",
+            "name": "export",
+            "ts": f"2024-05-01T10:{i % 60:02d}:00Z",
+            "customer_id": f"c{i % 7}",
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def test_every_record_arrives_once_in_requests_of_at_most_100(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    messages = [
+        *singer_lines("public-features", features(250)),
+        *singer_lines("identities", [{"user_id": f"u{i}"} for i in range(130)]),
+        state_message({"bookmarks": {"public-features": {"replication_key_value": 250}}}),
+    ]
+    run = run_target(skalin_config, messages)
+    assert len(skalin.features) == 250
+    assert len(skalin.identities) == 130
+    assert len({f["eventId"] for f in skalin.features}) == 250
+    assert all(r.query == {"rec": "1", "client_id": CLIENT_ID} for r in skalin.accepted)
+    assert sorted(len(r.json.get("features", [])) for r in skalin.accepted) == [0, 0, 50, 100, 100]
+    assert run.states == [{"bookmarks": {"public-features": {"replication_key_value": 250}}}]
+    assert "features <- 'public-features': 250 records in, 250 items sent in 3 requests" in (
+        run.stderr
+    )
+
+
+def test_a_replay_sends_identical_ids(skalin: FakeSkalin, skalin_config: dict, run_target) -> None:
+    messages = singer_lines("features", [{"email": "a@x.io", "name": "x"}, *features(20)])
+    run_target(skalin_config, messages)
+    run_target(skalin_config, messages)
+    first, second = skalin.features[:21], skalin.features[21:]
+    assert [f["eventId"] for f in first] == [f["eventId"] for f in second]
+    assert [f["visitId"] for f in first] == [f["visitId"] for f in second]
+
+
+def test_transient_faults_are_retried_until_delivered(
+    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
+) -> None:
+    skalin.faults += [
+        Fault.status(503),
+        Fault.status(429, retry_after="1"),
+        Fault.drop_before(),
+        Fault.status(408),
+    ]
+    config = {**skalin_config, "max_retries": 4}
+    run = run_target(config, [*singer_lines("features", features(10)), state_message({"n": 1})])
+    assert len(skalin.features) == 10
+    assert len(skalin.requests) == 5
+    assert run.states == [{"n": 1}]
+    assert "in 1 requests (4 retries)" in run.stderr
+
+
+def test_retry_after_holds_back_every_request(
+    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
+) -> None:
+    skalin.faults.append(Fault.status(429, retry_after="1"))
+    run_target(skalin_config, singer_lines("features", features(10)))
+    first, retry = skalin.requests[0].at, skalin.requests[1].at
+    assert retry - first >= 0.95
+
+
+def test_slow_answer_past_request_timeout_is_retried(
+    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
+) -> None:
+    skalin.faults.append(Fault.delay(1.5))
+    config = {**skalin_config, "request_timeout": 0.5}
+    run_target(config, singer_lines("features", features(3)))
+    # The slow answer may still have been stored: a duplicate with the same eventIds.
+    ids = [f["eventId"] for f in skalin.features]
+    assert set(ids) == {f["eventId"] for f in skalin.features[-3:]}
+    assert len(skalin.requests) == 2
+
+
+def test_a_response_lost_after_storing_resends_identical_ids(
+    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
+) -> None:
+    skalin.faults.append(Fault.drop_after())
+    run_target(skalin_config, singer_lines("features", features(5)))
+    assert len(skalin.accepted) == 2
+    assert skalin.accepted[0].json == skalin.accepted[1].json
+
+
+def test_permanent_failure_names_api_status_body_and_records_and_emits_no_state(
+    skalin: FakeSkalin, skalin_config: dict, run_target, capsys
+) -> None:
+    skalin.faults.append(Fault.status(400, body=b'{"error":"bad bulk"}'))
+    messages = [*singer_lines("public-features", features(120)), state_message({"n": 1})]
+    with pytest.raises(ApiError) as caught:
+        run_target(skalin_config, messages)
+    message = str(caught.value)
+    assert "Skalin request failed after 1 attempt(s): HTTP 400" in message
+    assert "bad bulk" in message
+    assert "stream 'public-features' records #1-#120" in message
+    assert capsys.readouterr().out == ""
+
+
+def test_retries_are_bounded_by_max_retries(
+    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
+) -> None:
+    skalin.faults += [Fault.status(503)] * 10
+    with pytest.raises(ApiError, match=r"after 4 attempt\(s\): HTTP 503"):
+        run_target({**skalin_config, "max_retries": 3}, singer_lines("features", features(1)))
+    assert len(skalin.requests) == 4
+
+
+def test_redirects_are_not_followed(skalin: FakeSkalin, skalin_config: dict, run_target) -> None:
+    skalin.faults.append(Fault.redirect("http://127.0.0.2:1/elsewhere"))
+    with pytest.raises(ApiError, match=r"HTTP 307.*not followed"):
+        run_target(skalin_config, singer_lines("features", features(1)))
+    assert len(skalin.requests) == 1
+
+
+def test_pacing_keeps_to_the_configured_rate(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    config = {**skalin_config, "skalin_requests_per_second": 5, "batch_size_rows": 100}
+    run_target(config, singer_lines("features", features(1500)))
+    starts = [r.at for r in skalin.requests]
+    assert len(starts) == 15
+    windows: dict[int, int] = {}
+    for at in starts:
+        second = int((at - starts[0]) // 1)
+        windows[second] = windows.get(second, 0) + 1
+    assert max(windows.values()) <= 5 + 1  # +1: a window boundary may fall between two starts
+    assert starts[-1] - starts[0] >= 14 / 5 * 0.95
+
+
+def test_requests_run_concurrently_up_to_the_limit(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    skalin.latency = 0.3
+    config = {**skalin_config, "max_concurrent_requests": 3}
+    run_target(config, singer_lines("features", features(1000)))
+    assert len(skalin.accepted) == 10
+    assert skalin.max_in_flight == 3
+    assert skalin.connections <= 3
+
+
+def test_all_sinks_share_one_pacer(skalin: FakeSkalin, skalin_config: dict, run_target) -> None:
+    config = {**skalin_config, "skalin_requests_per_second": 4}
+    messages = [
+        *singer_lines("features", features(400)),
+        *singer_lines("identities", [{"user_id": f"u{i}"} for i in range(400)]),
+    ]
+    run_target(config, messages)
+    starts = sorted(r.at for r in skalin.requests)
+    assert len(starts) == 8
+    assert starts[-1] - starts[0] >= 7 / 4 * 0.95
+
+
+def test_dry_run_writes_each_request_and_sends_nothing(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path, run_target
+) -> None:
+    config = {**skalin_config, "dry_run": True}
+    messages = [*singer_lines("features", features(150)), state_message({"n": 1})]
+    run = run_target(config, messages)
+    assert skalin.requests == []
+    assert run.states == []
+    lines = [json.loads(x) for x in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert [len(x["body"]["features"]) for x in lines] == [100, 50]
+    assert lines[0]["method"] == "POST"
+    assert lines[0]["url"] == f"{skalin.url}/hit/bulk?rec=1&client_id={CLIENT_ID}"
+    assert lines[0]["headers"]["Content-Type"] == "application/json"
+    assert "dry run" in run.stderr
+
+
+def test_dry_run_body_is_what_a_real_run_sends(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path, run_target
+) -> None:
+    messages = singer_lines("features", features(30))
+    run_target({**skalin_config, "dry_run": True}, messages)
+    run_target(skalin_config, messages)
+    dry = json.loads((tmp_path / "requests.jsonl").read_text().splitlines()[0])["body"]
+    assert dry == skalin.accepted[0].json
+
+
+BAD = [
+    {"email": "a@x.io", "name": "ok"},
+    {"customer_id": "c"},
+    {"email": "b@x.io"},
+    {"email": "c@x.io", "name": "ok2"},
+]
+
+
+def test_invalid_record_fails_the_run_naming_stream_position_and_field(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    with pytest.raises(RejectedRecordError) as caught:
+        run_target(skalin_config, singer_lines("features", BAD))
+    message = str(caught.value)
+    assert "Stream 'features', record #2" in message
+    assert "'email' and 'user_id' are missing" in message
+    assert "invalid_records" in message
+    assert skalin.requests == []
+
+
+def test_invalid_records_are_skipped_with_counts_when_asked(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    config = {**skalin_config, "invalid_records": "skip"}
+    run = run_target(config, [*singer_lines("features", BAD), state_message({"n": 1})])
+    assert [f["name"] for f in skalin.features] == ["ok", "ok2"]
+    assert "record #2 skipped" in run.stderr
+    assert "record #3 skipped" in run.stderr
+    assert "no feature name" in run.stderr
+    assert "4 records in, 2 items sent in 1 requests (0 retries), 2 skipped" in run.stderr
+    assert run.states == [{"n": 1}]
+
+
+def test_dead_letters_can_be_fixed_and_sent_again(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path, run_target
+) -> None:
+    config = {**skalin_config, "invalid_records": "dead_letter"}
+    run = run_target(config, singer_lines("features", BAD))
+    assert "2 dead-lettered" in run.stderr
+    dead = tmp_path / "rejected.jsonl"
+    lines = [json.loads(x) for x in dead.read_text().splitlines()]
+    assert [x["type"] for x in lines] == ["SCHEMA", "RECORD", "RECORD"]
+    assert [(x["position"], x["record"]) for x in lines[1:]] == [(2, BAD[1]), (3, BAD[2])]
+    assert "no identity" in lines[1]["reason"]
+    assert lines[1]["stream"] == "features"
+
+    fixed = [lines[0]] + [
+        {**x, "record": {"email": "fixed@x.io", "name": "repaired", **x["record"]}}
+        for x in lines[1:]
+    ]
+    run_target({**skalin_config, "dead_letter_path": str(tmp_path / "again.jsonl")}, fixed)
+    assert [f["name"] for f in skalin.features] == ["ok", "ok2", "repaired", "repaired"]
+
+
+def test_cli_exits_non_zero_without_state_when_a_batch_fails_for_good(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    skalin.fault_when = lambda req: (
+        Fault.status(400, body=b'{"error":"unknown contact"}')
+        if any(f.get("name") == "poison" for f in (req.json or {}).get("features", []))
+        else None
+    )
+    config = {**skalin_config, "batch_size_rows": 100}
+    poison = [*features(150), {"email": "p@x.io", "name": "poison"}, *features(49, 150)]
+    messages = [
+        *singer_lines("features", features(50, 1000)),
+        state_message({"bookmarks": {"features": 1}}),
+        *[record_message("features", r) for r in poison],
+        state_message({"bookmarks": {"features": 2}}),
+    ]
+    run = run_cli(config, messages, tmp_path)
+    assert run.exit_code != 0
+    assert "Skalin request failed after 1 attempt(s): HTTP 400" in run.stderr
+    assert "unknown contact" in run.stderr
+    assert "stream 'features' records #201-#250" in run.stderr
+    assert run.states == []
+    assert len(skalin.features) == 200
+
+
+def test_summary_reports_each_sink(skalin: FakeSkalin, skalin_config: dict, tmp_path) -> None:
+    run = run_cli(
+        skalin_config,
+        [
+            *singer_lines("features", features(5)),
+            schema_message("identities"),
+            record_message("identities", {"email": "a@x.io"}),
+        ],
+        tmp_path,
+    )
+    assert run.exit_code == 0
+    assert "Run summary after" in run.stderr
+    assert "features <- 'features': 5 records in, 5 items sent in 1 requests" in run.stderr
+    assert "identities <- 'identities': 1 records in, 1 items sent" in run.stderr
+
+
+def test_acceptance_mixed_timezones_arrive_once_in_utc_with_stable_ids(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    offsets = ["Z", "+02:00", "-07:00", "+05:30", ""]
+    feature_rows = [
+        {
+            "row": i,
+            "email": f"u{i % 40}@x.io",
+            "name": f"f{i % 9}",
+            "customer_id": f"c{i % 5}",
+            "ts": f"2024-03-{10 + i % 3:02d}T{i % 24:02d}:15:30{offsets[i % 5]}",
+        }
+        for i in range(1050)
+    ]
+    identity_rows = [{"user_id": f"id{i}", "ts": 1710000000 + i * 3600} for i in range(230)]
+    messages = [
+        *singer_lines("public-features", feature_rows),
+        *singer_lines("public-identities", identity_rows),
+    ]
+    run_target(skalin_config, messages)
+    first_features, first_identities = skalin.features, skalin.identities
+    assert len(first_features) == 1050
+    assert len({f["eventId"] for f in first_features}) == 1050
+    assert len(first_identities) == 230
+    assert all(
+        len(r.json.get("features", [])) <= 100 and len(r.json.get("identities", [])) <= 100
+        for r in skalin.accepted
+    )
+    assert first_features[0]["ts"] == "2024-03-10T00:15:30"  # Z
+    assert first_features[1]["ts"] == "2024-03-10T23:15:30"  # 2024-03-11T01:15:30+02:00
+    assert first_features[2]["ts"] == "2024-03-12T09:15:30"  # 2024-03-12T02:15:30-07:00
+    assert first_features[3]["ts"] == "2024-03-09T21:45:30"  # 2024-03-10T03:15:30+05:30
+    assert first_features[4]["ts"] == "2024-03-11T04:15:30"  # naive: UTC
+    assert first_identities[0]["ts"] == "2024-03-09T16:00:00"  # epoch 1710000000
+    per_visit = {
+        (f["identity"]["email"], f.get("customerId"), f["ts"][:10]): f["visitId"]
+        for f in first_features
+    }
+    for f in first_features:
+        assert f["visitId"] == per_visit[(f["identity"]["email"], f["customerId"], f["ts"][:10])]
+    assert len(set(per_visit.values())) == len(per_visit)
+
+    skalin.accepted.clear()
+    run_target(skalin_config, messages)
+    assert [f["eventId"] for f in skalin.features] == [f["eventId"] for f in first_features]
+    assert [f["visitId"] for f in skalin.features] == [f["visitId"] for f in first_features]

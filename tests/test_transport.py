@@ -1,0 +1,113 @@
+"""The retry policy and the pacer, read without sockets (clock and sleep injected)."""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+
+import pytest
+
+from target_usage.transport import RETRYABLE_STATUSES, Pacer, RetryPolicy, parse_retry_after
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
+def test_transient_statuses_are_retried(status: int) -> None:
+    assert RetryPolicy().is_retryable(status)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422, 501, 505])
+def test_final_statuses_are_not_retried(status: int) -> None:
+    assert status not in RETRYABLE_STATUSES
+
+
+def test_backoff_doubles_from_half_a_second_with_jitter_and_a_cap() -> None:
+    policy = RetryPolicy()
+    highest = [policy.delay(n, rng=lambda: 1.0) for n in range(1, 10)]
+    lowest = [policy.delay(n, rng=lambda: 0.0) for n in range(1, 10)]
+    assert highest[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert highest[-1] == 60.0
+    assert lowest[:2] == [0.25, 0.5]
+
+
+def test_retry_after_in_seconds_wins_over_backoff() -> None:
+    assert RetryPolicy().delay(1, "7") == 7.0
+
+
+def test_retry_after_as_http_date() -> None:
+    now = 1_700_000_000.0
+    header = email.utils.formatdate(now + 12, usegmt=True)
+    assert RetryPolicy().delay(1, header, now=now) == pytest.approx(12.0)
+
+
+def test_retry_after_in_the_past_means_now() -> None:
+    header = email.utils.formatdate(1_000.0, usegmt=True)
+    assert parse_retry_after(header, now=2_000.0) == 0.0
+
+
+def test_retry_after_is_capped() -> None:
+    assert RetryPolicy(retry_after_cap_seconds=300).delay(1, "86400") == 300.0
+
+
+@pytest.mark.parametrize("header", [None, "", "soon", "-5"])
+def test_unreadable_retry_after_falls_back_to_backoff(header: str | None) -> None:
+    assert RetryPolicy().delay(1, header, rng=lambda: 1.0) == 0.5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_pacer_spaces_request_starts_evenly() -> None:
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock, sleep=clock.sleep)
+    starts = []
+    for _ in range(9):
+        pacer.wait()
+        starts.append(clock.now)
+    assert starts == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+
+
+def test_pacer_hold_pushes_every_caller_back() -> None:
+    clock = FakeClock()
+    pacer = Pacer(10, clock=clock, sleep=clock.sleep)
+    pacer.wait()
+    pacer.hold(5.0)
+    pacer.wait()
+    assert clock.now == pytest.approx(5.0)
+
+
+def test_pacer_without_rate_never_waits() -> None:
+    clock = FakeClock()
+    pacer = Pacer(None, clock=clock, sleep=clock.sleep)
+    for _ in range(100):
+        pacer.wait()
+    assert clock.sleeps == []
+
+
+def test_pacer_hands_out_distinct_slots_to_concurrent_threads() -> None:
+    clock = FakeClock()
+    slots: list[float] = []
+    lock = threading.Lock()
+    pacer = Pacer(100, clock=clock, sleep=lambda s: None)
+    real_wait = pacer.wait
+
+    def record() -> None:
+        real_wait()
+        with lock:
+            slots.append(pacer._next)
+
+    threads = [threading.Thread(target=record) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(slots)) == 50
