@@ -125,6 +125,7 @@ def hull_config(url: str) -> dict:
 
 CASES = {
     "features": lambda n: Case("a. features, instant server", "features", n, skalin_config, {}),
+    "hull-track": lambda n: Case("b. Hull track, instant server", "track", n, hull_config, {}),
 }
 
 
@@ -194,6 +195,14 @@ def print_case(case: Case, results: dict, baseline: dict | None) -> None:
     )
 
 
+def _tokens_signed(log: Path) -> int | None:
+    """The run summary's token count, for Hull cases."""
+    for line in log.read_text().splitlines():
+        if "Hull tokens signed: " in line:
+            return int(line.rsplit("Hull tokens signed: ", 1)[1].split()[0])
+    return None
+
+
 def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
@@ -217,6 +226,9 @@ def main() -> None:
             results = bench_case(case, args.rounds, Path(tmp))
             everything[case.name] = results
             print_case(case, results, baseline)
+            signed = _tokens_signed(Path(tmp) / "target-usage.log")
+            if signed is not None:
+                print(f"tokens signed: {signed:,} ({signed / case.records:.4f} per record)")
             ours = results["target-usage"]["records_per_s"]
             default = results.get("noop-default", {}).get("records_per_s")
             summary.append(f"{key}: {ours:,.0f} rec/s ({_ratio(ours, default)} default noop)")

@@ -109,6 +109,66 @@ SKALIN = th.PropertiesList(
     ),
 )
 
+HULL = th.PropertiesList(
+    th.Property(
+        "hull_organization",
+        th.StringType,
+        description="Hull organization host, e.g. acme.hullapp.io; sent as Hull-Organization. "
+        "Required as soon as a stream routes to traits, track, alias or unalias.",
+    ),
+    th.Property(
+        "hull_connector_id",
+        th.StringType,
+        description="Hull connector id: every token's `iss`, sent as Hull-App-Id. Required for "
+        "Hull sinks.",
+    ),
+    th.Property(
+        "hull_connector_secret",
+        th.StringType,
+        secret=True,
+        description="Hull connector secret: the HS256 key of every entry's token, sent as the "
+        "request's Hull-Access-Token. Required for Hull sinks.",
+    ),
+    th.Property(
+        "hull_firehose_url",
+        th.StringType,
+        default="https://firehose.hullapp.io",
+        description="Where firehose batches are POSTed.",
+    ),
+    th.Property(
+        "hull_token_ttl",
+        th.IntegerType(minimum=60),
+        default=3600,
+        description="Seconds between a token's iat/nbf and its exp; tokens are reused for half "
+        "of it.",
+    ),
+    th.Property(
+        "hull_create",
+        th.BooleanType,
+        default=True,
+        description="io.hull.create claim: create the user or account when it is not found.",
+    ),
+    th.Property(
+        "hull_active",
+        th.BooleanType,
+        default=False,
+        description="io.hull.active claim: process the profile in real time (not for high volume).",
+    ),
+    th.Property(
+        "hull_batch_size",
+        th.IntegerType(minimum=1, maximum=1000),
+        default=100,
+        description="Entries per firehose request (requests also stay under 1 MB).",
+    ),
+    th.Property(
+        "hull_send_nulls",
+        th.BooleanType,
+        default=False,
+        description="traits: send null (which deletes the attribute in Hull) or leave null "
+        "columns out.",
+    ),
+)
+
 
 def _with_type_notes(schema: dict[str, Any]) -> dict[str, Any]:
     """Append type, allowed values and secrecy to each description.
@@ -130,14 +190,22 @@ def _with_type_notes(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-CONFIG_SCHEMA: dict[str, Any] = _with_type_notes(th.PropertiesList(*COMMON, *SKALIN).to_dict())
+CONFIG_SCHEMA: dict[str, Any] = _with_type_notes(
+    th.PropertiesList(*COMMON, *SKALIN, *HULL).to_dict()
+)
 
 # Settings each API needs, checked as soon as a stream routes to one of its sinks.
+SKALIN_REQUIRED = ("skalin_client_id",)
+HULL_REQUIRED = ("hull_organization", "hull_connector_id", "hull_connector_secret")
 REQUIRED_BY_SINK = {
-    "identities": ("skalin_client_id",),
-    "features": ("skalin_client_id",),
+    "identities": SKALIN_REQUIRED,
+    "features": SKALIN_REQUIRED,
+    "traits": HULL_REQUIRED,
+    "track": HULL_REQUIRED,
+    "alias": HULL_REQUIRED,
+    "unalias": HULL_REQUIRED,
 }
-URL_SETTINGS = ("skalin_url",)
+URL_SETTINGS = ("skalin_url", "hull_firehose_url")
 
 
 def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[str]:

@@ -31,9 +31,9 @@ class Api(Protocol):
 
     name: str
 
-    def build(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]: ...
+    def build(self, kind: str, record: Mapping[str, Any]) -> Any: ...
 
-    def requests_for(self, kind: str, items: list[dict[str, Any]]) -> Iterable[Request]: ...
+    def requests_for(self, kind: str, items: list[Any]) -> Iterable[Request]: ...
 
 
 class FastJsonSchemaValidator(BaseJSONSchemaValidator):
@@ -107,6 +107,22 @@ class FeaturesSink(UsageSink):
     kind = "features"
 
 
+class TraitsSink(UsageSink):
+    kind = "traits"
+
+
+class TrackSink(UsageSink):
+    kind = "track"
+
+
+class AliasSink(UsageSink):
+    kind = "alias"
+
+
+class UnaliasSink(UsageSink):
+    kind = "unalias"
+
+
 class SkippedStreamSink(BatchSink):
     """A stream no rule routes, skipped because `unmapped_streams` is `skip`; counted."""
 
@@ -125,4 +141,7 @@ class SkippedStreamSink(BatchSink):
         """Nothing to deliver: the records were counted and dropped as configured."""
 
 
-SINK_CLASSES: dict[str, type[UsageSink]] = {cls.kind: cls for cls in (IdentitiesSink, FeaturesSink)}
+SINK_CLASSES: dict[str, type[UsageSink]] = {
+    cls.kind: cls
+    for cls in (IdentitiesSink, FeaturesSink, TraitsSink, TrackSink, AliasSink, UnaliasSink)
+}

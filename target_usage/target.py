@@ -13,11 +13,14 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.sinks import Sink
 
 from target_usage import settings
+from target_usage.hull import API_NAME as HULL_API
+from target_usage.hull import HullApi, TokenSigner
 from target_usage.outputs import JsonlWriter, Redactor, Rejects
 from target_usage.records import encode_json
 from target_usage.report import RunReport
 from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
-from target_usage.skalin import SkalinApi
+from target_usage.skalin import API_NAME as SKALIN_API
+from target_usage.skalin import SKALIN_SINKS, SkalinApi
 from target_usage.transport import DryRunTransport, HttpTransport, Pacer, RetryPolicy, Transport
 
 _SEGMENT_SEPARATORS = re.compile(r"__|[-.]")
@@ -67,9 +70,6 @@ class TargetUsage(Target):
         problems = settings.missing_for_sink(self.config, sink, stream_name)
         if problems:
             raise ConfigValidationError("Config validation failed", errors=problems)
-        if sink not in SINK_CLASSES:
-            msg = f"Stream '{stream_name}' routes to '{sink}', which this version cannot deliver."
-            raise ConfigValidationError(msg, errors=[msg])
         return SINK_CLASSES[sink]
 
     def _unmapped(self, stream: str) -> type[Sink]:
@@ -91,11 +91,29 @@ class TargetUsage(Target):
     # One client and one transport per API, shared by every sink and drain thread
 
     def api_for(self, kind: str) -> Api:
-        if "skalin" not in self._apis:
-            self._apis["skalin"] = SkalinApi(
-                self.config["skalin_url"], self.config["skalin_client_id"]
-            )
-        return self._apis["skalin"]
+        name = SKALIN_API if kind in SKALIN_SINKS else HULL_API
+        if name not in self._apis:
+            self._apis[name] = self._build_api(name)
+        return self._apis[name]
+
+    def _build_api(self, name: str) -> Api:
+        config = self.config
+        if name == SKALIN_API:
+            return SkalinApi(config["skalin_url"], config["skalin_client_id"])
+        signer = TokenSigner(
+            connector_id=config["hull_connector_id"],
+            secret=config["hull_connector_secret"],
+            ttl_seconds=config["hull_token_ttl"],
+            create=config["hull_create"],
+            active=config["hull_active"],
+        )
+        return HullApi(
+            url=config["hull_firehose_url"],
+            organization=config["hull_organization"],
+            signer=signer,
+            batch_size=config["hull_batch_size"],
+            send_nulls=config["hull_send_nulls"],
+        )
 
     def transport_for(self, api: Api) -> Transport:
         transport = self._transports.get(api.name)
@@ -107,7 +125,8 @@ class TargetUsage(Target):
     def _build_transport(self, api_name: str) -> Transport:
         if self.config["dry_run"]:
             return DryRunTransport(self._dry_run_writer, self.redactor)
-        rate = self.config["skalin_requests_per_second"] if api_name == "Skalin" else None
+        # Only Skalin documents a rate limit; Hull's is unknown, so it is bounded by concurrency.
+        rate = self.config["skalin_requests_per_second"] if api_name == SKALIN_API else None
         return HttpTransport(
             api=api_name,
             policy=RetryPolicy(max_retries=self.config["max_retries"]),
@@ -143,6 +162,9 @@ class TargetUsage(Target):
         self.rejects.close()
         for line in self.report.lines(dry_run=self.config["dry_run"]):
             self.logger.info(line)
+        signer = getattr(self._apis.get(HULL_API), "signer", None)
+        if signer is not None:
+            self.logger.info("  Hull tokens signed: %d (one per subject, reused)", signer.signed)
         if self.config["dry_run"] and self._dry_run_writer.lines:
             self.logger.info(
                 "Dry run: %d requests written to %s",

@@ -17,9 +17,12 @@ import pytest
 
 from target_usage.target import TargetUsage
 from target_usage.transport import RetryPolicy
-from tests.loopback import FakeSkalin
+from tests.fake_apis import FakeHull, FakeSkalin
 
 CLIENT_ID = "client-0001"
+HULL_ORG = "acme.hullapp.io"
+HULL_CONNECTOR = "connector-0001"
+HULL_SECRET = "hull-secret-RECOGNISABLE-0123456789abcdef"
 ANY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": True}
 
 
@@ -122,3 +125,24 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
         "target_usage.target.RetryPolicy",
         functools.partial(RetryPolicy, backoff_base_seconds=0.01, retry_after_cap_seconds=1.5),
     )
+
+
+@pytest.fixture
+def hull() -> Iterator[FakeHull]:
+    with FakeHull(HULL_ORG, HULL_CONNECTOR, HULL_SECRET) as server:
+        yield server
+        assert server.violations == []
+
+
+@pytest.fixture
+def hull_config(hull: FakeHull, tmp_path: Path) -> dict:
+    return {
+        "hull_firehose_url": hull.url,
+        "hull_organization": HULL_ORG,
+        "hull_connector_id": HULL_CONNECTOR,
+        "hull_connector_secret": HULL_SECRET,
+        "dead_letter_path": str(tmp_path / "rejected.jsonl"),
+        "dry_run_path": str(tmp_path / "requests.jsonl"),
+        "max_retries": 3,
+        "request_timeout": 5,
+    }

@@ -17,7 +17,7 @@ from tests.conftest import (
     singer_lines,
     state_message,
 )
-from tests.loopback import FakeSkalin, Fault
+from tests.fake_apis import FakeSkalin, Fault
 
 
 def features(n: int, start: int = 0) -> list[dict]:

@@ -1,0 +1,318 @@
+"""Hull firehose: records become `traits`, `track`, `alias`, `unalias` entries, each with its
+own HS256 token saying which user and/or account it applies to.
+
+Every column rule of the spec's Hull table lives here. Entries are encoded once when the
+record arrives (so an oversized one is an invalid record at its own position) and requests
+are cut by entry count and by body size.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+import msgspec
+
+from target_usage.errors import InvalidRecordError
+from target_usage.records import (
+    SDC_PREFIX,
+    as_text,
+    content_digest,
+    encode_json,
+    first_present,
+    iso_utc,
+    to_utc,
+)
+from target_usage.transport import Request
+
+API_NAME = "Hull"
+HULL_SINKS = ("traits", "track", "alias", "unalias")
+HULL_MAX_BODY_BYTES = 1_000_000
+HULL_MAX_VALUE_BYTES = 2048
+HULL_MAX_ATTRIBUTES = 2000
+TOKEN_CACHE_SIZE = 50_000
+TRAIT_OPERATIONS = frozenset({"set", "setIfNull", "inc", "dec"})
+
+# Column → claim key, in Hull's resolution order.
+USER_IDENTIFIERS = {"external_id": "external_id", "email": "email", "anonymous_id": "anonymous_id"}
+ACCOUNT_IDENTIFIERS = {
+    "account_external_id": "external_id",
+    "account_domain": "domain",
+    "account_anonymous_id": "anonymous_id",
+}
+IDENTIFIER_COLUMNS = frozenset(USER_IDENTIFIERS) | frozenset(ACCOUNT_IDENTIFIERS)
+TRACK_FIELDS = ("ip", "url", "referer", "source", "type")
+TRACK_COLUMNS = frozenset({"event", "properties", "event_id", "created_at", "timestamp"}) | set(
+    TRACK_FIELDS
+)
+# Envelope overhead: {"batch":[],"timestamp":"...","sentAt":"..."} with two 24-char times.
+ENVELOPE_BYTES = 100
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who an entry is about: the identifiers present, as sorted (claim key, value) pairs."""
+
+    user: tuple[tuple[str, str], ...]
+    account: tuple[tuple[str, str], ...]
+
+    @property
+    def kind(self) -> str:
+        return "user" if self.user else "account"
+
+
+def subject_of(record: Mapping[str, Any], *, without: frozenset[str] = frozenset()) -> Subject:
+    """The user and/or account a record names; never null or empty identifiers."""
+    user = _identifiers(record, USER_IDENTIFIERS, without)
+    account = _identifiers(record, ACCOUNT_IDENTIFIERS, without)
+    if not user and not account:
+        names = ", ".join(c for c in (*USER_IDENTIFIERS, *ACCOUNT_IDENTIFIERS) if c not in without)
+        raise InvalidRecordError(
+            f"no user or account identifier (one of {names})",
+            fix="add an 'email' or 'external_id' column for a user, or 'account_domain' / "
+            "'account_external_id' for an account",
+        )
+    return Subject(user, account)
+
+
+def _identifiers(
+    record: Mapping[str, Any], columns: Mapping[str, str], without: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    found = []
+    for column, claim in columns.items():
+        value = record.get(column)
+        if column not in without and value is not None and value != "":
+            found.append((claim, as_text(value)))
+    return tuple(sorted(found))
+
+
+@dataclass
+class TokenSigner:
+    """Signs one token per subject and reuses it until half its lifetime has passed.
+
+    A warehouse sync sends many entries per user, so signing per entry would dominate the
+    cost; renewing at half-life keeps every token sent (even after retries) far from `exp`.
+    Bounded LRU, thread safe.
+    """
+
+    connector_id: str
+    secret: str
+    ttl_seconds: int
+    create: bool
+    active: bool
+    clock: Callable[[], float] = time.time
+    capacity: int = TOKEN_CACHE_SIZE
+    signed: int = 0
+    _cache: OrderedDict[Subject, tuple[float, str]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def token(self, subject: Subject) -> str:
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(subject)
+            if cached is not None and now < cached[0]:
+                self._cache.move_to_end(subject)
+                return cached[1]
+        issued = int(now)
+        token = jwt.encode(self.claims(subject, issued), self.secret, algorithm="HS256")
+        with self._lock:
+            self.signed += 1
+            self._cache[subject] = (issued + self.ttl_seconds / 2, token)
+            self._cache.move_to_end(subject)
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        return token
+
+    def claims(self, subject: Subject, issued: int) -> dict[str, Any]:
+        claims: dict[str, Any] = {
+            "iss": self.connector_id,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + self.ttl_seconds,
+            "io.hull.subjectType": subject.kind,
+        }
+        if subject.user:
+            claims["io.hull.asUser"] = dict(subject.user)
+        if subject.account:
+            claims["io.hull.asAccount"] = dict(subject.account)
+        claims["io.hull.create"] = self.create
+        claims["io.hull.active"] = self.active
+        return claims
+
+
+# Entry bodies: pure functions of the record.
+
+
+def traits_body(record: Mapping[str, Any], *, send_nulls: bool) -> dict[str, Any]:
+    """The `traits` object column, else every non-identifier, non-`_sdc_` column."""
+    given = record.get("traits")
+    if given is not None and not isinstance(given, dict):
+        raise InvalidRecordError(
+            "column 'traits' is not an object", fix="send 'traits' as a JSON object of attributes"
+        )
+    source = given if given is not None else _other_columns(record, IDENTIFIER_COLUMNS)
+    body = {k: v for k, v in source.items() if send_nulls or v is not None}
+    if len(body) > HULL_MAX_ATTRIBUTES:
+        raise InvalidRecordError(
+            f"{len(body)} traits (Hull keeps at most {HULL_MAX_ATTRIBUTES} per profile)",
+            fix="send fewer columns, or split them over several streams",
+        )
+    for name, value in body.items():
+        _check_trait(name, value)
+    return body
+
+
+def _check_trait(name: str, value: Any) -> None:
+    if isinstance(value, dict) and not (
+        set(value) == {"operation", "value"} and value["operation"] in TRAIT_OPERATIONS
+    ):
+        raise InvalidRecordError(
+            f'trait \'{name}\' is an object but not {{"operation": ..., "value": ...}}',
+            fix="flatten it (flattening_enabled, or 'group/attr' columns) or send an operation",
+        )
+    size = len(encode_json(value))
+    if size > HULL_MAX_VALUE_BYTES:
+        raise InvalidRecordError(
+            f"trait '{name}' is {size} bytes (Hull keeps at most {HULL_MAX_VALUE_BYTES})",
+            fix=f"shorten '{name}' in the source; target-usage never truncates values",
+        )
+
+
+def track_body(record: Mapping[str, Any]) -> dict[str, Any]:
+    event = first_present(record, "event")
+    if event is None:
+        raise InvalidRecordError(
+            "no event name (column 'event')", fix="add an 'event' column naming the event"
+        )
+    given = record.get("properties")
+    if given is not None and not isinstance(given, dict):
+        raise InvalidRecordError(
+            "column 'properties' is not an object", fix="send 'properties' as a JSON object"
+        )
+    if given is None:
+        given = {
+            k: v
+            for k, v in _other_columns(record, IDENTIFIER_COLUMNS | TRACK_COLUMNS).items()
+            if v is not None
+        }
+    event_id = first_present(record, "event_id")
+    body: dict[str, Any] = {
+        "event": as_text(event),
+        "properties": given,
+        "event_id": as_text(event_id) if event_id is not None else content_digest(record, "track"),
+    }
+    for name in TRACK_FIELDS:
+        value = record.get(name)
+        if value is not None and value != "":
+            body[name] = as_text(value)
+    created = _moment(record, ("created_at", "timestamp"))
+    if created is not None:
+        body["created_at"] = iso_utc(created)
+    return body
+
+
+def _other_columns(record: Mapping[str, Any], excluded: frozenset[str]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in record.items()
+        if k not in excluded and k != "timestamp" and not k.startswith(SDC_PREFIX)
+    }
+
+
+def _moment(record: Mapping[str, Any], columns: tuple[str, ...]) -> datetime | None:
+    for column in columns:
+        value = record.get(column)
+        if value is not None and value != "":
+            return to_utc(value, column)
+    return None
+
+
+def alias_body(record: Mapping[str, Any]) -> dict[str, Any]:
+    alias = first_present(record, "anonymous_id")
+    if alias is None:
+        raise InvalidRecordError(
+            "no 'anonymous_id' to alias", fix="add an 'anonymous_id' column holding the alias"
+        )
+    return {"anonymous_id": as_text(alias)}
+
+
+@dataclass
+class HullApi:
+    """Turns records into signed entries and entries into firehose requests."""
+
+    url: str
+    organization: str
+    signer: TokenSigner
+    batch_size: int = 100
+    send_nulls: bool = False
+    max_body_bytes: int = HULL_MAX_BODY_BYTES
+
+    name = API_NAME
+    kinds = HULL_SINKS
+
+    def build(self, kind: str, record: Mapping[str, Any]) -> msgspec.Raw:
+        """One entry, encoded: the bytes that will be sent, checked against the size cap."""
+        is_alias = kind in ("alias", "unalias")
+        subject = subject_of(
+            record, without=frozenset({"anonymous_id"}) if is_alias else frozenset()
+        )
+        if kind == "traits":
+            body = traits_body(record, send_nulls=self.send_nulls)
+            stamp_columns: tuple[str, ...] = ("timestamp",)
+        elif kind == "track":
+            body = track_body(record)
+            stamp_columns = ("timestamp", "created_at")
+        else:
+            body = alias_body(record)
+            stamp_columns = ("timestamp",)
+        moment = _moment(record, stamp_columns) or datetime.fromtimestamp(self.signer.clock(), UTC)
+        entry = {
+            "type": kind,
+            "timestamp": iso_utc(moment),
+            "headers": {"Hull-Access-Token": self.signer.token(subject)},
+            "body": body,
+        }
+        encoded = encode_json(entry)
+        if len(encoded) + ENVELOPE_BYTES >= self.max_body_bytes:
+            raise InvalidRecordError(
+                f"the entry is {len(encoded)} bytes, over the request cap of "
+                f"{self.max_body_bytes} bytes",
+                fix="send fewer or smaller columns for this record",
+            )
+        return msgspec.Raw(encoded)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Hull-App-Id": self.signer.connector_id,
+            "Hull-Organization": self.organization,
+            "Hull-Access-Token": self.signer.secret,
+        }
+
+    def requests_for(self, kind: str, items: list[msgspec.Raw]) -> Iterator[Request]:
+        """Requests of at most `batch_size` entries and under `max_body_bytes` each."""
+        headers = self.headers()
+        chunk: list[msgspec.Raw] = []
+        size = ENVELOPE_BYTES
+        for entry in items:
+            entry_size = len(entry) + 1
+            if chunk and (
+                len(chunk) >= self.batch_size or size + entry_size >= self.max_body_bytes
+            ):
+                yield self._request(chunk, headers)
+                chunk, size = [], ENVELOPE_BYTES
+            chunk.append(entry)
+            size += entry_size
+        if chunk:
+            yield self._request(chunk, headers)
+
+    def _request(self, entries: list[msgspec.Raw], headers: dict[str, str]) -> Request:
+        now = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
+        body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
+        return Request(API_NAME, self.url, headers, body, len(entries))
