@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ from target_usage.records import (
     iso_utc,
     to_utc,
 )
-from target_usage.transport import Request
+from target_usage.transport import Part, Request
 
 API_NAME = "Hull"
 HULL_SINKS = ("traits", "track", "alias", "unalias")
@@ -264,17 +264,19 @@ class HullApi:
         )
         if kind == "traits":
             body = traits_body(record, send_nulls=self.send_nulls)
-            stamp_columns: tuple[str, ...] = ("timestamp",)
         elif kind == "track":
             body = track_body(record)
-            stamp_columns = ("timestamp", "created_at")
         else:
             body = alias_body(record)
-            stamp_columns = ("timestamp",)
-        moment = _moment(record, stamp_columns) or datetime.fromtimestamp(self.signer.clock(), UTC)
+        if record.get("timestamp") not in (None, ""):
+            stamp = iso_utc(to_utc(record["timestamp"], "timestamp"))
+        elif kind == "track" and "created_at" in body:
+            stamp = body["created_at"]
+        else:
+            stamp = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
         entry = {
             "type": kind,
-            "timestamp": iso_utc(moment),
+            "timestamp": stamp,
             "headers": {"Hull-Access-Token": self.signer.token(subject)},
             "body": body,
         }
@@ -295,24 +297,37 @@ class HullApi:
             "Hull-Access-Token": self.signer.secret,
         }
 
-    def requests_for(self, kind: str, items: list[msgspec.Raw]) -> Iterator[Request]:
-        """Requests of at most `batch_size` entries and under `max_body_bytes` each."""
-        headers = self.headers()
-        chunk: list[msgspec.Raw] = []
-        size = ENVELOPE_BYTES
-        for entry in items:
+    def split(self, kind: str, items: Sequence[msgspec.Raw]) -> Iterator[tuple[int, int]]:
+        """Ranges of at most `batch_size` entries whose request stays under the size cap."""
+        start, size = 0, ENVELOPE_BYTES
+        for index, entry in enumerate(items):
             entry_size = len(entry) + 1
-            if chunk and (
-                len(chunk) >= self.batch_size or size + entry_size >= self.max_body_bytes
-            ):
-                yield self._request(chunk, headers)
-                chunk, size = [], ENVELOPE_BYTES
-            chunk.append(entry)
+            count = index - start
+            if count and (count >= self.batch_size or size + entry_size >= self.max_body_bytes):
+                yield start, index
+                start, size = index, ENVELOPE_BYTES
             size += entry_size
-        if chunk:
-            yield self._request(chunk, headers)
+        if start < len(items):
+            yield start, len(items)
 
-    def _request(self, entries: list[msgspec.Raw], headers: dict[str, str]) -> Request:
+    def can_join(self, parts: Sequence[Part], candidate: Part) -> bool:
+        return False
+
+    def request_for(self, parts: Sequence[Part]) -> Request:
+        entries = [entry for part in parts for entry in part.items]
         now = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
         body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
-        return Request(API_NAME, self.url, headers, body, len(entries))
+        return Request(API_NAME, self.url, self.headers(), body, len(entries))
+
+    def settings_hint(self, status: int | None) -> str:
+        if status in (401, 403):
+            return "check hull_connector_id, hull_connector_secret and hull_organization"
+        if status is not None and (status in (404, 405) or 300 <= status < 400):
+            return "check hull_firehose_url"
+        return ""
+
+    def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Columns that give a dead-lettered record, once fixed, the ids of its first try."""
+        if kind != "track" or first_present(record, "event_id") is not None:
+            return {}
+        return {"event_id": content_digest(record, "track")}

@@ -63,38 +63,41 @@ class JsonlWriter:
 
 
 class Rejects:
-    """Applies `invalid_records` to a record no API item can be built from.
+    """Applies `invalid_records` to a record no valid API item can be made of.
 
     `dead_letter` lines are Singer messages (one SCHEMA per stream, then a RECORD per
     rejected record with `reason` and `position` beside it), so the file, once fixed, can
-    be piped straight back into the target.
+    be piped straight back into the target. Records get the ids their first try used, so
+    a replay updates rather than duplicates.
     """
 
     WARNINGS_PER_STREAM = 5
 
-    def __init__(self, policy: str, writer: JsonlWriter, logger: logging.Logger) -> None:
+    def __init__(
+        self, policy: str, writer: JsonlWriter, report: Any, logger: logging.Logger
+    ) -> None:
         self.policy = policy
         self._writer = writer
+        self._report = report
         self._logger = logger
         self._schemas_written: set[str] = set()
         self._lock = threading.Lock()
 
     def reject(self, sink: Any, position: int, record: Mapping[str, Any], error: Any) -> None:
-        stream, stats = sink.stream_name, sink.stats
+        stream = sink.stream_name
         if self.policy == "fail":
             raise RejectedRecordError(stream, position, error)
-        if self.policy == "dead_letter":
+        dead = self.policy == "dead_letter"
+        if dead:
             self._dead_letter(sink, position, record, error.reason)
-            stats.dead_lettered += 1
             verb = f"dead-lettered to {self._writer.path}"
         else:
-            stats.skipped += 1
             verb = "skipped (invalid_records: skip)"
-        shown = stats.skipped + stats.dead_lettered
-        if shown <= self.WARNINGS_PER_STREAM:
+        count = self._report.set_aside(sink.stats, dead_lettered=dead)
+        if count <= self.WARNINGS_PER_STREAM:
             more = (
                 " Further ones are counted in the run summary."
-                if shown == self.WARNINGS_PER_STREAM
+                if count == self.WARNINGS_PER_STREAM
                 else ""
             )
             self._logger.warning(
@@ -105,27 +108,32 @@ class Rejects:
         self, sink: Any, position: int, record: Mapping[str, Any], reason: str
     ) -> None:
         stream = sink.stream_name
+        line = {
+            "type": "RECORD",
+            "stream": stream,
+            "record": {**record, **sink.api.replay_columns(sink.kind, record)},
+            "reason": reason,
+            "position": position,
+            "sink": sink.kind,
+        }
         with self._lock:
             if stream not in self._schemas_written:
                 self._schemas_written.add(stream)
+                schema = sink.original_schema
+                if "properties" in schema and "event_id" not in schema["properties"]:
+                    schema = {
+                        **schema,
+                        "properties": {**schema["properties"], "event_id": {"type": ["string"]}},
+                    }
                 self._writer.write(
                     {
                         "type": "SCHEMA",
                         "stream": stream,
-                        "schema": sink.original_schema,
+                        "schema": schema,
                         "key_properties": list(sink.key_properties),
                     }
                 )
-        self._writer.write(
-            {
-                "type": "RECORD",
-                "stream": stream,
-                "record": record,
-                "reason": reason,
-                "position": position,
-                "sink": sink.kind,
-            }
-        )
+            self._writer.write(line)
 
     def close(self) -> None:
         self._writer.close()

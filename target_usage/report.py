@@ -1,4 +1,8 @@
-"""Counters for the run summary: what came in, what went out, what was set aside."""
+"""Counters for the run summary and progress lines: what came in, went out, was set aside.
+
+`records_in` is written by the reading thread only; everything else may be written by
+delivery workers, so it goes through the report's lock.
+"""
 
 from __future__ import annotations
 
@@ -12,31 +16,35 @@ from target_usage.transport import SendStats
 
 @dataclass
 class StreamStats:
-    """One stream's tally; delivery fields are added from drain threads under the report lock."""
-
     stream: str
     sink: str
     records_in: int = 0
     skipped: int = 0
     dead_lettered: int = 0
     sent: SendStats = field(default_factory=SendStats)
-    deliver_seconds: float = 0.0
+    first_sent_at: float | None = None
+    last_sent_at: float | None = None
 
     def line(self) -> str:
+        window = (
+            self.last_sent_at - self.first_sent_at
+            if self.first_sent_at is not None and self.last_sent_at is not None
+            else 0.0
+        )
         return (
             f"{self.sink} <- '{self.stream}': {self.records_in} records in, "
             f"{self.sent.items} items sent in {self.sent.requests} requests "
             f"({self.sent.retries} retries), {self.skipped} skipped, "
-            f"{self.dead_lettered} dead-lettered, {self.deliver_seconds:.1f}s sending"
+            f"{self.dead_lettered} dead-lettered, {window:.1f}s sending"
         )
 
 
 class RunReport:
-    """Per-stream statistics for the whole run, printed once at the end on stderr."""
+    """Per-stream statistics for the whole run."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._started = clock()
+        self.started = clock()
         self._lock = threading.Lock()
         self.streams: dict[str, StreamStats] = {}
 
@@ -44,17 +52,45 @@ class RunReport:
         with self._lock:
             return self.streams.setdefault(stream, StreamStats(stream, sink))
 
-    def delivered(self, stats: StreamStats, sent: SendStats, seconds: float) -> None:
+    def delivered(self, stats: StreamStats, sent: SendStats) -> None:
+        now = self._clock()
         with self._lock:
             stats.sent.add(sent)
-            stats.deliver_seconds += seconds
+            if stats.first_sent_at is None:
+                stats.first_sent_at = now
+            stats.last_sent_at = now
+
+    def set_aside(self, stats: StreamStats, *, dead_lettered: bool) -> int:
+        """Count a skipped or dead-lettered record; returns how many this stream has had."""
+        with self._lock:
+            if dead_lettered:
+                stats.dead_lettered += 1
+            else:
+                stats.skipped += 1
+            return stats.skipped + stats.dead_lettered
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
 
     def lines(self, *, dry_run: bool) -> list[str]:
-        elapsed = self._clock() - self._started
         mode = " (dry run: requests written, none sent)" if dry_run else ""
-        head = f"Run summary after {elapsed:.1f}s{mode}:"
+        head = f"Run summary after {self.elapsed():.1f}s{mode}:"
+        if not self.streams:
+            return [f"{head} no records received."]
+        return [head, *(f"  {s.line()}" for s in self.streams.values())]
+
+    def progress(self, waited_seconds: float) -> str:
+        """One line for long runs: read, delivered per sink, rate, retries, rate-limit waits."""
+        with self._lock:
+            read = sum(s.records_in for s in self.streams.values())
+            sent = {}
+            for s in self.streams.values():
+                sent[s.sink] = sent.get(s.sink, 0) + s.sent.items
+            retries = sum(s.sent.retries for s in self.streams.values())
+        elapsed = max(self.elapsed(), 1e-9)
+        per_sink = ", ".join(f"{sink} {n}" for sink, n in sent.items()) or "none yet"
         return (
-            [head, *(f"  {s.line()}" for s in self.streams.values())]
-            if self.streams
-            else [f"{head} no records received."]
+            f"Progress after {elapsed:.0f}s: {read} records read ({read / elapsed:.0f}/s); "
+            f"delivered: {per_sink}; {retries} retries; "
+            f"{waited_seconds:.1f}s waiting on rate limits"
         )

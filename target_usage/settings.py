@@ -80,6 +80,13 @@ COMMON = th.PropertiesList(
         description="Seconds to wait for each HTTP answer.",
     ),
     th.Property(
+        "progress_interval",
+        th.NumberType(minimum=0),
+        default=60,
+        description="Seconds between progress lines on stderr (records read, delivered per "
+        "sink, rate, retries, time waiting on rate limits); 0 turns them off.",
+    ),
+    th.Property(
         "max_concurrent_requests",
         th.IntegerType(minimum=1),
         default=16,

@@ -7,8 +7,7 @@ its exact position, and a batch holds compact items rather than whole records.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import fastjsonschema
@@ -16,24 +15,23 @@ from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_usage.errors import ApiError, InvalidRecordError
+from target_usage.errors import InvalidRecordError
+from target_usage.transport import Api as DeliveryApi
+from target_usage.transport import SendStats
 
 if TYPE_CHECKING:
     from target_usage.target import TargetUsage
-    from target_usage.transport import Request
 
 # Enough items for every request slot of an API to be busy during one drain.
 DEFAULT_BATCH_ROWS = 2000
 
 
-class Api(Protocol):
-    """What a sink needs from an API module."""
-
-    name: str
+class Api(DeliveryApi, Protocol):
+    """What a sink needs from an API module: delivery's needs, plus building items."""
 
     def build(self, kind: str, record: Mapping[str, Any]) -> Any: ...
 
-    def requests_for(self, kind: str, items: list[Any]) -> Iterable[Request]: ...
+    def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class FastJsonSchemaValidator(BaseJSONSchemaValidator):
@@ -69,6 +67,15 @@ class UsageSink(BatchSink):
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return FastJsonSchemaValidator(self.schema) if self.validate_schema else None
 
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:
+        """Leave values as the tap sent them.
+
+        The builders parse the timestamps they use (with a clear invalid-record error when
+        one is unreadable), and every other value should reach the API, or the dead-letter
+        file, unchanged. The SDK's pass would parse every date-time column of every record,
+        the largest single cost of the read path, only for the builders to parse it again.
+        """
+
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self._position += 1
         self.stats.records_in += 1
@@ -77,26 +84,32 @@ class UsageSink(BatchSink):
         except InvalidRecordError as error:
             self.usage_target.rejects.reject(self, self._position, record, error)
             return
-        if "items" not in context:
-            context["items"] = []
-            context["first"] = self._position
-        context["items"].append(item)
-        context["last"] = self._position
+        # The record is kept until delivered, to dead-letter it if the API refuses it.
+        context.setdefault("built", []).append((item, (self._position, record)))
 
     def process_batch(self, context: dict[str, Any]) -> None:
-        items = context.get("items")
-        if not items:
-            return
-        started = time.monotonic()
-        where = f"stream '{self.stream_name}' records #{context['first']}-#{context['last']}"
-        try:
-            sent = self.usage_target.transport_for(self.api).send_all(
-                list(self.api.requests_for(self.kind, items))
-            )
-        except ApiError as error:
-            raise error.located(where) from None
-        self.usage_target.report.delivered(self.stats, sent, time.monotonic() - started)
-        self.tally_record_written(len(items))
+        """Hand the batch over and return: reading goes on while it is sent."""
+        built = context.get("built")
+        if built:
+            items, origins = (list(column) for column in zip(*built, strict=True))
+            self.usage_target.delivery_for(self.api).submit(self.kind, items, origins, self)
+
+    # Called by delivery workers.
+
+    def delivered(self, sent: SendStats) -> None:
+        self.usage_target.report.delivered(self.stats, sent)
+
+    def rejected(self, origin: tuple[int, dict[str, Any]], reason: str) -> None:
+        position, record = origin
+        error = InvalidRecordError(reason, fix="correct the values the API refused")
+        self.usage_target.rejects.reject(self, position, record, error)
+
+    def describe(self, origins: list[tuple[int, dict[str, Any]]]) -> str:
+        positions = [position for position, _ in origins]
+        return (
+            f"stream '{self.stream_name}' records #{min(positions)}-#{max(positions)}"
+            f" ({len(positions)} records)"
+        )
 
 
 class IdentitiesSink(UsageSink):

@@ -7,10 +7,11 @@ record produces the same item byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from target_usage.errors import InvalidRecordError
@@ -26,7 +27,7 @@ from target_usage.records import (
     to_utc,
     utc_seconds,
 )
-from target_usage.transport import Request
+from target_usage.transport import Part, Request
 
 API_NAME = "Skalin"
 SKALIN_MAX_ITEMS_PER_ARRAY = 100
@@ -124,7 +125,7 @@ def visit_id(identity: Mapping[str, str], customer_id: str | None, day: date) ->
     return digest16(canonical_json(["visit", identity, customer_id, day.isoformat()]))
 
 
-@dataclass(frozen=True)
+@dataclass
 class SkalinApi:
     """Turns records into items and items into `/hit/bulk` requests."""
 
@@ -134,8 +135,12 @@ class SkalinApi:
 
     name = API_NAME
     kinds = SKALIN_SINKS
+    HEADERS: ClassVar[dict[str, str]] = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-cache",
+    }
 
-    @property
+    @cached_property
     def url(self) -> str:
         query = urlencode({"rec": 1, "client_id": self.client_id})
         return f"{self.base_url.rstrip('/')}/hit/bulk?{query}"
@@ -144,9 +149,30 @@ class SkalinApi:
         builder = build_feature if kind == "features" else build_identity
         return builder(record, now=self.clock())
 
-    def requests_for(self, kind: str, items: list[dict[str, Any]]) -> Iterator[Request]:
-        headers = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
-        url = self.url
+    def split(self, kind: str, items: Sequence[Any]) -> Iterator[tuple[int, int]]:
         for start in range(0, len(items), SKALIN_MAX_ITEMS_PER_ARRAY):
-            chunk = items[start : start + SKALIN_MAX_ITEMS_PER_ARRAY]
-            yield Request(API_NAME, url, headers, encode_json({kind: chunk}), len(chunk))
+            yield start, min(start + SKALIN_MAX_ITEMS_PER_ARRAY, len(items))
+
+    def can_join(self, parts: Sequence[Part], candidate: Part) -> bool:
+        """The limit counts requests: one request carries up to 100 of each kind."""
+        return all(part.kind != candidate.kind for part in parts)
+
+    def request_for(self, parts: Sequence[Part]) -> Request:
+        body: dict[str, list[Any]] = {}
+        for part in parts:
+            body.setdefault(part.kind, []).extend(part.items)
+        items = sum(len(v) for v in body.values())
+        return Request(API_NAME, self.url, self.HEADERS, encode_json(body), items)
+
+    def settings_hint(self, status: int | None) -> str:
+        if status in (401, 403):
+            return "check skalin_client_id"
+        if status is not None and (status in (404, 405) or 300 <= status < 400):
+            return "check skalin_url: requests go to {skalin_url}/hit/bulk"
+        return ""
+
+    def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Columns that give a dead-lettered record, once fixed, the ids of its first try."""
+        if first_present(record, *EVENT_ID) is not None:
+            return {}
+        return {"event_id": content_digest(record, kind)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,9 +22,12 @@ from target_usage.report import RunReport
 from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
 from target_usage.skalin import API_NAME as SKALIN_API
 from target_usage.skalin import SKALIN_SINKS, SkalinApi
-from target_usage.transport import DryRunTransport, HttpTransport, Pacer, RetryPolicy, Transport
+from target_usage.transport import Delivery, DryRunSender, HttpSender, Pacer, RetryPolicy
 
 _SEGMENT_SEPARATORS = re.compile(r"__|[-.]")
+# Requests handed over but not yet sent, per worker: enough to keep every worker busy
+# while the reader builds the next batch, few enough to keep memory flat.
+PENDING_PARTS_PER_WORKER = 4
 
 
 def route(stream: str, stream_sinks: Mapping[str, str]) -> str | None:
@@ -55,11 +59,13 @@ class TargetUsage(Target):
         self.rejects = Rejects(
             self.config["invalid_records"],
             JsonlWriter(self.config["dead_letter_path"], append=True),
+            self.report,
             self.logger,
         )
         self._apis: dict[str, Api] = {}
-        self._transports: dict[str, Transport] = {}
+        self._deliveries: dict[str, Delivery] = {}
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
+        self._stop_progress = threading.Event()
 
     # Routing
 
@@ -115,26 +121,41 @@ class TargetUsage(Target):
             send_nulls=config["hull_send_nulls"],
         )
 
-    def transport_for(self, api: Api) -> Transport:
-        transport = self._transports.get(api.name)
-        if transport is None:
-            transport = self._build_transport(api.name)
-            self._transports[api.name] = transport
-        return transport
+    def delivery_for(self, api: Api) -> Delivery:
+        delivery = self._deliveries.get(api.name)
+        if delivery is None:
+            delivery = self._deliveries[api.name] = self._build_delivery(api)
+        return delivery
 
-    def _build_transport(self, api_name: str) -> Transport:
-        if self.config["dry_run"]:
-            return DryRunTransport(self._dry_run_writer, self.redactor)
+    def _build_delivery(self, api: Api) -> Delivery:
+        config = self.config
+        dry_run = config["dry_run"]
         # Only Skalin documents a rate limit; Hull's is unknown, so it is bounded by concurrency.
-        rate = self.config["skalin_requests_per_second"] if api_name == SKALIN_API else None
-        return HttpTransport(
-            api=api_name,
-            policy=RetryPolicy(max_retries=self.config["max_retries"]),
-            timeout_seconds=float(self.config["request_timeout"]),
-            concurrency=self.config["max_concurrent_requests"],
-            pacer=Pacer(rate),
-            redactor=self.redactor,
+        rate = (
+            config["skalin_requests_per_second"] if api.name == SKALIN_API and not dry_run else None
         )
+        workers = 1 if dry_run else config["max_concurrent_requests"]
+        sender = (
+            DryRunSender(self._dry_run_writer, self.redactor)
+            if dry_run
+            else HttpSender(float(config["request_timeout"]), workers)
+        )
+        return Delivery(
+            api=api,
+            sender=sender,
+            policy=RetryPolicy(max_retries=config["max_retries"]),
+            # A burst of a tenth of a second's budget fills it from the start, far below
+            # Skalin's documented 500 requests/s burst.
+            pacer=Pacer(rate, burst=max(1, int((rate or 0) / 10))),
+            redactor=self.redactor,
+            workers=workers,
+            max_pending_parts=PENDING_PARTS_PER_WORKER * workers,
+        )
+
+    def flush_deliveries(self) -> None:
+        """Block until every record handed to an API is delivered or set aside."""
+        for delivery in list(self._deliveries.values()):
+            delivery.flush()
 
     # STATE and the end of the run
 
@@ -144,20 +165,62 @@ class TargetUsage(Target):
         A dry run delivered nothing, so STATE would move Meltano's bookmarks past records
         that were never sent.
         """
+        self.flush_deliveries()
         if self.config["dry_run"]:
             return
         sys.stdout.write(encode_json(state).decode() + "\n")
         sys.stdout.flush()
 
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        self.flush_deliveries()
+
     def listen(self, file_input: Any = None) -> None:
+        progress = self._start_progress()
         try:
             super().listen(file_input)
         finally:
+            self._stop_progress.set()
+            if progress is not None:
+                progress.join()
             self._close()
 
+    def _handle_termination(self, signum: int, frame: Any) -> None:
+        """Deliver what was read, emit the STATE that covers it, exit 128+signal.
+
+        The SDK's handler exits 0, which would tell an orchestrator the run completed.
+        """
+        self.logger.warning(
+            "Received signal %d: delivering what was read (in-flight requests finish or are "
+            "retried), then stopping.",
+            signum,
+        )
+        code = 128 + signum
+        try:
+            self.drain_all(is_endofpipe=True)
+            self.flush_deliveries()
+        except Exception as error:
+            self.logger.error("%s", error)
+            code = 1
+        sys.exit(code)
+
+    def _start_progress(self) -> threading.Thread | None:
+        interval = float(self.config["progress_interval"])
+        if interval <= 0:
+            return None
+
+        def report() -> None:
+            while not self._stop_progress.wait(interval):
+                waited = sum(d.pacer.waited_seconds for d in list(self._deliveries.values()))
+                self.logger.info(self.report.progress(waited))
+
+        thread = threading.Thread(target=report, name="progress", daemon=True)
+        thread.start()
+        return thread
+
     def _close(self) -> None:
-        for transport in self._transports.values():
-            transport.close()
+        for delivery in self._deliveries.values():
+            delivery.close()
         self._dry_run_writer.close()
         self.rejects.close()
         for line in self.report.lines(dry_run=self.config["dry_run"]):

@@ -1,10 +1,14 @@
-"""The one way requests leave the process: session, pacing, concurrency, retries.
+"""The one way requests leave the process: pacing, concurrency, retries, poison isolation.
 
 Both APIs share this module, so the delivery rules of the spec live here once:
 retry 408/429/5xx (not 501/505) and network errors with capped exponential backoff and
-jitter, honour `Retry-After`, stop after `max_retries`, and raise an `ApiError` that
-names the API, the status and the body. Retrying a POST is safe only because every
-item carries a stable id.
+jitter, honour `Retry-After`, stop after `max_retries`; split a request the API refuses
+for its content until the offending records are isolated; stop at once on auth and
+endpoint errors. Retrying a POST is safe only because every item carries a stable id.
+
+Sinks hand batches to a `Delivery` and go on reading (pipelining); its workers send them
+under one pacer. `flush()` waits for everything handed over, and the target calls it
+before each STATE, so STATE never runs ahead of delivery.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import requests
@@ -29,6 +33,8 @@ from target_usage.outputs import JsonlWriter, Redactor
 RETRYABLE_STATUSES = frozenset(
     {408, 429} | {status for status in range(500, 600) if status not in (501, 505)}
 )
+# Final statuses that say the request (not a record in it) is wrong: no point splitting.
+ENDPOINT_STATUSES = frozenset({401, 403, 404, 405})
 USER_AGENT = f"target-usage/{__version__}"
 
 
@@ -107,20 +113,24 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class Pacer:
-    """Spaces request starts evenly at `rate` per second, shared by every thread of an API.
+    """Paces request starts at `rate` per second for every thread of an API (GCRA).
 
-    Even spacing never bursts, so a per-IP limit is never hit; `hold` pushes every thread
-    back when the server says it is overloaded (a 429 counts for the whole IP).
+    Up to `burst` requests may start at once after an idle spell, then starts are spaced
+    evenly; a small burst fills the budget from the first second without ever exceeding
+    it. `hold` pushes every thread back when the server says it is overloaded (a 429
+    counts for the whole IP).
     """
 
     def __init__(
         self,
         rate: float | None,
         *,
+        burst: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._interval = 1.0 / rate if rate else 0.0
+        self._tolerance = self._interval * max(0, burst - 1)
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
@@ -130,79 +140,54 @@ class Pacer:
     def wait(self) -> None:
         with self._lock:
             now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self._interval
-            wait = start - now
+            due = max(now, self._next)
+            self._next = due + self._interval
+            wait = max(0.0, due - self._tolerance - now)
             self.waited_seconds += wait
         if wait > 0:
             self._sleep(wait)
 
     def hold(self, seconds: float) -> None:
         with self._lock:
-            self._next = max(self._next, self._clock() + seconds)
+            self._next = max(self._next, self._clock() + seconds + self._tolerance)
 
 
-class Transport(Protocol):
-    """Sends requests: over HTTP, or into the dry-run file."""
+@dataclass(frozen=True)
+class Answer:
+    """One attempt's outcome: a status (None for a network error), body and Retry-After."""
 
-    def send_all(self, requests_: list[Request]) -> SendStats: ...
+    status: int | None
+    body: str = ""
+    retry_after: str | None = None
+    cause: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Sender(Protocol):
+    """One attempt at one request: over HTTP, or into the dry-run file."""
+
+    def attempt(self, request: Request) -> Answer: ...
 
     def close(self) -> None: ...
 
 
-@dataclass
-class HttpTransport:
-    """Concurrent, paced, retrying POSTs over one keep-alive session per API."""
+class HttpSender:
+    """POSTs over one keep-alive session, pooled to the API's concurrency."""
 
-    api: str
-    policy: RetryPolicy
-    timeout_seconds: float
-    concurrency: int
-    pacer: Pacer
-    redactor: Redactor
-    sleep: Callable[[float], None] = time.sleep
-    _session: requests.Session = field(init=False)
-    _pool: ThreadPoolExecutor = field(init=False)
-
-    def __post_init__(self) -> None:
-        # requests' Session is shared across threads here: its connection pool (urllib3)
-        # is thread safe, and no cookies or auth state are used.
+    def __init__(self, timeout_seconds: float, pool_size: int) -> None:
+        self.timeout_seconds = timeout_seconds
+        # One Session shared by the workers: its urllib3 pool is thread safe, and no
+        # cookies or auth state are kept.
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.concurrency, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.api}-send")
 
-    def submit_all(self, requests_: Iterable[Request]) -> list[Future[SendStats]]:
-        return [self._pool.submit(self.send, request) for request in requests_]
-
-    def send_all(self, requests_: list[Request]) -> SendStats:
-        """Send every request concurrently; raise the first failure after all have settled."""
-        return wait_all(self.submit_all(requests_))
-
-    def send(self, request: Request) -> SendStats:
-        """One request with retries; returns its cost or raises `ApiError`."""
-        retries = 0
-        while True:
-            self.pacer.wait()
-            status, body, retry_after, cause = self._attempt(request)
-            if status is not None and 200 <= status < 300:
-                return SendStats(requests=1, retries=retries, items=request.items)
-            retryable = self.policy.is_retryable(status) if status is not None else True
-            if not retryable or retries >= self.policy.max_retries:
-                raise ApiError(
-                    self.api, status, self.redactor.text(body), attempts=retries + 1, cause=cause
-                )
-            retries += 1
-            delay = self.policy.delay(retries, retry_after)
-            if status == 429 and retry_after is not None:
-                self.pacer.hold(delay)
-            else:
-                self.sleep(delay)
-
-    def _attempt(self, request: Request) -> tuple[int | None, str, str | None, str]:
-        """Status, body, Retry-After and a cause for one try; network errors give no status."""
+    def attempt(self, request: Request) -> Answer:
         try:
             response = self._session.post(
                 request.url,
@@ -212,56 +197,264 @@ class HttpTransport:
                 allow_redirects=False,
             )
         except requests.Timeout:
-            return None, "", None, f"no answer within request_timeout ({self.timeout_seconds}s)"
+            return Answer(None, cause=f"no answer within request_timeout ({self.timeout_seconds}s)")
         except requests.RequestException as error:
-            return None, "", None, f"network error ({type(error).__name__})"
-        body = response.text
+            return Answer(None, cause=f"network error ({type(error).__name__})")
         if response.is_redirect:
-            # Never replay a POST (and its token) to wherever the redirect points.
+            # Never replay a POST (and its secret header) to wherever a redirect points.
             location = response.headers.get("Location", "")
-            return response.status_code, f"redirect to {location!r} not followed", None, ""
-        return response.status_code, body, response.headers.get("Retry-After"), ""
+            return Answer(response.status_code, f"redirect to {location!r} not followed")
+        return Answer(response.status_code, response.text, response.headers.get("Retry-After"))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         self._session.close()
 
 
-def wait_all(futures: list[Future[SendStats]]) -> SendStats:
-    """Sum the stats of settled futures; re-raise the first error once none is in flight."""
-    total = SendStats()
-    failure: BaseException | None = None
-    for future in futures:
-        error = future.exception()
-        if error is None:
-            total.add(future.result())
-        elif failure is None:
-            failure = error
-    if failure is not None:
-        raise failure
-    return total
+class DryRunSender:
+    """Writes each request as it would be sent, secrets redacted; sends nothing."""
+
+    def __init__(self, writer: JsonlWriter, redactor: Redactor) -> None:
+        self._writer = writer
+        self._redactor = redactor
+
+    def attempt(self, request: Request) -> Answer:
+        self._writer.write(
+            {
+                "api": request.api,
+                "method": "POST",
+                "url": request.url,
+                "headers": self._redactor.headers(request.headers),
+                # Raw keeps the exact bytes that would be sent, yet readable as JSON.
+                "body": msgspec.Raw(request.body),
+            }
+        )
+        return Answer(200)
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 @dataclass
-class DryRunTransport:
-    """Writes each request as it would be sent, secrets redacted, and sends nothing."""
+class Part:
+    """A slice of one sink's batch: items of one kind, where they came from, and who to tell."""
 
-    writer: JsonlWriter
+    kind: str
+    items: list[Any]
+    origins: list[Any]
+    owner: Any  # the sink: receives `delivered(stats)` and `rejected(origin, reason)`
+
+
+class Api(Protocol):
+    """What delivery needs from an API module."""
+
+    name: str
+
+    def split(self, kind: str, items: Sequence[Any]) -> Iterable[tuple[int, int]]: ...
+
+    def request_for(self, parts: Sequence[Part]) -> Request: ...
+
+    def can_join(self, parts: Sequence[Part], candidate: Part) -> bool: ...
+
+    def settings_hint(self, status: int | None) -> str: ...
+
+
+@dataclass
+class Delivery:
+    """Per-API outbox: workers take parts, pace, send, retry, isolate poison records.
+
+    `max_pending_parts` bounds what is handed over but not yet delivered: a sink that
+    runs ahead of the API waits in `submit` (backpressure), so memory stays flat.
+    """
+
+    api: Api
+    sender: Sender
+    policy: RetryPolicy
+    pacer: Pacer
     redactor: Redactor
+    workers: int
+    max_pending_parts: int
+    sleep: Callable[[float], None] = time.sleep
+    _queue: deque[Part] = field(default_factory=deque)
+    _pending: int = 0
+    _claimed: int = 0
+    _failure: BaseException | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _closed: bool = False
+    _cond: threading.Condition = field(
+        default_factory=lambda: threading.Condition(threading.RLock())
+    )
 
-    def send_all(self, requests_: list[Request]) -> SendStats:
-        for request in requests_:
-            self.writer.write(
-                {
-                    "api": request.api,
-                    "method": "POST",
-                    "url": request.url,
-                    "headers": self.redactor.headers(request.headers),
-                    # Raw keeps the exact bytes that would be sent, yet readable as JSON.
-                    "body": msgspec.Raw(request.body),
-                }
-            )
-        return SendStats(requests=len(requests_), items=sum(r.items for r in requests_))
+    def submit(self, kind: str, items: list[Any], origins: list[Any], owner: Any) -> None:
+        """Queue a batch for sending; blocks while too much is pending; raises a past failure."""
+        for start, end in self.api.split(kind, items):
+            part = Part(kind, items[start:end], origins[start:end], owner)
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._failure is not None or self._pending < self.max_pending_parts
+                )
+                self._raise_failure()
+                self._queue.append(part)
+                self._pending += 1
+                self._start_workers()
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait until everything submitted is delivered or set aside; raise the first failure."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._failure is not None or self._pending == 0)
+            self._raise_failure()
 
     def close(self) -> None:
-        self.writer.close()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self.sender.close()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _start_workers(self) -> None:
+        while len(self._threads) < min(self.workers, self._pending):
+            thread = threading.Thread(
+                target=self._work, name=f"{self.api.name}-send-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: len(self._queue) > self._claimed or self._closed)
+                if self._failure is not None:
+                    # The run is failing: send nothing more, STATE will not be written.
+                    self._pending -= len(self._queue)
+                    self._queue.clear()
+                    self._cond.notify_all()
+                if len(self._queue) <= self._claimed:
+                    return
+                # Claim a queued part, but take it only once a pacer slot is ours: parts
+                # wait in the queue, where one of another kind can still join them.
+                self._claimed += 1
+            self.pacer.wait()
+            with self._cond:
+                self._claimed -= 1
+                if not self._queue:
+                    continue
+                parts = [self._queue.popleft()]
+                # Skalin: identities and features waiting together ride in one request.
+                for candidate in list(self._queue):
+                    if self.api.can_join(parts, candidate):
+                        self._queue.remove(candidate)
+                        parts.append(candidate)
+            try:
+                self._deliver(parts, paced=True)
+            except BaseException as error:  # surfaced to the reading thread by submit/flush
+                with self._cond:
+                    self._failure = self._failure or error
+            finally:
+                with self._cond:
+                    self._pending -= len(parts)
+                    self._cond.notify_all()
+
+    def _deliver(self, parts: list[Part], *, paced: bool = False) -> None:
+        """Send parts as one request; on a content refusal, isolate the records refused."""
+        answer, retries = self._send(self.api.request_for(parts), paced=paced)
+        if answer.ok:
+            _report_delivered(
+                [(part, i) for part in parts for i in range(len(part.items))], retries
+            )
+            return
+        if not self._is_content_refusal(answer):
+            raise self._error(answer, retries, parts, self.api.settings_hint(answer.status))
+        self._isolate(parts, answer)
+
+    def _is_content_refusal(self, answer: Answer) -> bool:
+        """A final 4xx about what was sent (400, 413, 422...), not about where or who."""
+        status = answer.status
+        return (
+            status is not None
+            and 400 <= status < 500
+            and status not in ENDPOINT_STATUSES
+            and not self.policy.is_retryable(status)
+        )
+
+    def _isolate(self, parts: list[Part], answer: Answer) -> None:
+        """Group testing: halve the refused set, send one half, keep the half that must fail.
+
+        A refused set holds at least one bad record. If its first half goes through, the
+        second half must hold the bad record and needs no test of its own; if the first
+        half is refused, the second is set aside untested and sent once at the end with
+        every other set-aside half (they fit in one request). One bad record in 100 thus
+        costs 7 test requests plus that final one.
+        """
+        suspects = [(part, i) for part in parts for i in range(len(part.items))]
+        set_aside: list[tuple[Part, int]] = []
+        last = answer
+        while len(suspects) > 1:
+            half = len(suspects) // 2
+            first, second = suspects[:half], suspects[half:]
+            trial, retries = self._send(self.api.request_for(_regroup(first)))
+            if trial.ok:
+                _report_delivered(first, retries)
+                suspects = second
+            elif not self._is_content_refusal(trial):
+                raise self._error(trial, retries, parts, self.api.settings_hint(trial.status))
+            else:
+                set_aside += second
+                suspects, last = first, trial
+        part, index = suspects[0]
+        body = self.redactor.text(last.body)[:300]
+        reason = f"{self.api.name} refused it alone: HTTP {last.status}, body {body!r}"
+        part.owner.rejected(part.origins[index], reason)
+        if set_aside:
+            self._deliver(_regroup(set_aside))
+
+    def _send(self, request: Request, *, paced: bool = False) -> tuple[Answer, int]:
+        """One request with retries; returns the final answer and the retries it took."""
+        retries = 0
+        while True:
+            if not paced or retries:
+                self.pacer.wait()
+            answer = self.sender.attempt(request)
+            retryable = answer.status is None or self.policy.is_retryable(answer.status)
+            if answer.ok or not retryable or retries >= self.policy.max_retries:
+                return answer, retries
+            retries += 1
+            delay = self.policy.delay(retries, answer.retry_after)
+            if answer.status == 429 and answer.retry_after is not None:
+                self.pacer.hold(delay)
+            else:
+                self.sleep(delay)
+
+    def _error(self, answer: Answer, retries: int, parts: list[Part], hint: str) -> ApiError:
+        where = "; ".join(part.owner.describe(part.origins) for part in parts)
+        body = self.redactor.text(answer.body)
+        if hint:
+            body = f"{body} ({hint})" if body else hint
+        return ApiError(
+            self.api.name,
+            answer.status,
+            body,
+            attempts=retries + 1,
+            where=where,
+            cause=answer.cause,
+        )
+
+
+def _regroup(members: list[tuple[Part, int]]) -> list[Part]:
+    """Rebuild parts (one per original part and kind) from (part, index) members."""
+    grouped: dict[int, Part] = {}
+    for part, index in members:
+        target = grouped.setdefault(id(part), Part(part.kind, [], [], part.owner))
+        target.items.append(part.items[index])
+        target.origins.append(part.origins[index])
+    return list(grouped.values())
+
+
+def _report_delivered(members: list[tuple[Part, int]], retries: int) -> None:
+    for n, part in enumerate(_regroup(members)):
+        first = n == 0
+        part.owner.delivered(SendStats(int(first), retries if first else 0, len(part.items)))

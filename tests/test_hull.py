@@ -11,6 +11,7 @@ import pytest
 
 from target_usage.errors import InvalidRecordError
 from target_usage.hull import HullApi, Subject, TokenSigner, subject_of
+from target_usage.transport import Part
 
 SECRET = "hull-test-secret-0123456789abcdef0123"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -231,12 +232,16 @@ def test_alias_needs_a_profile_besides_the_anonymous_id() -> None:
         make_api().build("alias", {"email": "a@x.io"})
 
 
+def requests_of(api: HullApi, kind: str, items: list) -> list:
+    return [api.request_for([Part(kind, items[a:b], [], None)]) for a, b in api.split(kind, items)]
+
+
 def test_requests_split_by_count_and_by_size() -> None:
     api = make_api(batch_size=3, max_body_bytes=2_000)
     small = [api.build("track", {"email": "a@x.io", "event": f"e{n}"}) for n in range(7)]
-    assert [r.items for r in api.requests_for("track", small)] == [3, 3, 1]
+    assert [r.items for r in requests_of(api, "track", small)] == [3, 3, 1]
     big = [api.build("traits", {"email": "a@x.io", "bio": "x" * 600, "n": n}) for n in range(5)]
-    requests = list(api.requests_for("traits", big))
+    requests = requests_of(api, "traits", big)
     assert all(len(r.body) < 2_000 for r in requests)
     assert sum(r.items for r in requests) == 5
     assert len(requests) > 2
@@ -250,7 +255,7 @@ def test_an_entry_too_large_for_any_request_is_invalid() -> None:
 
 def test_request_envelope_and_headers() -> None:
     api = make_api()
-    request = next(api.requests_for("track", [api.build("track", {"email": "a", "event": "e"})]))
+    request = requests_of(api, "track", [api.build("track", {"email": "a", "event": "e"})])[0]
     body = json.loads(request.body)
     assert set(body) == {"batch", "timestamp", "sentAt"}
     assert body["timestamp"] == body["sentAt"] == "2024-05-01T12:00:00.000Z"

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from target_usage.errors import ApiError
 from target_usage.hull import HullApi
 from target_usage.target import TargetUsage
 from tests.conftest import (
@@ -206,7 +205,19 @@ def test_mixed_skalin_and_hull_streams_in_one_run(
     assert run.states == [{"all": "done"}]
 
 
-def test_a_4xx_from_hull_names_the_records(hull: FakeHull, hull_config: dict, run_target) -> None:
-    hull.faults.append(Fault.status(400, body=b"nope"))
-    with pytest.raises(ApiError, match=r"stream 'track' records #1-#3"):
-        run_target(hull_config, singer_lines("track", tracks(3)))
+def test_a_refused_hull_entry_is_isolated_and_the_rest_delivered(
+    hull: FakeHull, hull_config: dict, run_target, tmp_path: Path
+) -> None:
+    hull.fault_when = lambda request: (
+        Fault.status(400, body=b"bad entry")
+        if any(e["body"].get("event") == "poison" for e in request.json["batch"])
+        else None
+    )
+    rows = tracks(10)
+    rows[4] = {"email": "p@x.io", "event": "poison"}
+    run_target({**hull_config, "invalid_records": "dead_letter"}, singer_lines("track", rows))
+    assert len(hull.entries) == 9
+    dead = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert dead[1]["position"] == 5
+    assert "Hull refused it alone: HTTP 400, body 'bad entry'" in dead[1]["reason"]
+    assert len(dead[1]["record"]["event_id"]) == 16

@@ -10,6 +10,7 @@ import pytest
 
 from target_usage.errors import InvalidRecordError
 from target_usage.skalin import SkalinApi, build_feature, build_identity
+from target_usage.transport import Part
 
 NOW = datetime(2024, 5, 1, 23, 59, tzinfo=UTC)
 
@@ -154,10 +155,24 @@ def test_unknown_nested_and_decimal_columns_are_ignored_and_still_digest() -> No
 def test_requests_hold_at_most_one_hundred_items_each() -> None:
     api = SkalinApi("https://collect.skalin.io", "cid 1")
     items = [feature(event_id=f"{i:016d}") for i in range(250)]
-    requests = list(api.requests_for("features", items))
+    requests = [
+        api.request_for([Part("features", items[a:b], [], None)])
+        for a, b in api.split("features", items)
+    ]
     assert [r.items for r in requests] == [100, 100, 50]
     assert requests[0].url == "https://collect.skalin.io/hit/bulk?rec=1&client_id=cid+1"
     assert requests[0].headers["Content-Type"] == "application/json"
     bodies = [json.loads(r.body) for r in requests]
     assert [len(b["features"]) for b in bodies] == [100, 100, 50]
     assert bodies[2]["features"][-1]["eventId"] == f"{249:016d}"
+
+
+def test_identities_and_features_share_a_request() -> None:
+    api = SkalinApi("https://collect.skalin.io", "cid")
+    features = Part("features", [feature()], [], None)
+    identities = Part("identities", [build_identity({"user_id": "u"}, now=NOW)], [], None)
+    assert api.can_join([features], identities)
+    assert not api.can_join([features], Part("features", [], [], None))
+    request = api.request_for([features, identities])
+    assert set(json.loads(request.body)) == {"features", "identities"}
+    assert request.items == 2
