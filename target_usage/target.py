@@ -8,9 +8,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from singer_sdk import Target
-from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
 from target_usage import settings
@@ -40,12 +42,31 @@ def route(stream: str, stream_sinks: Mapping[str, str]) -> str | None:
     return None
 
 
+class UsageReader(MsgSpecReader):
+    """The SDK's msgspec reader, telling which input line is not JSON (and not echoing it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line_number = 0
+
+    def deserialize_json(self, line: str) -> dict:
+        self.line_number += 1
+        try:
+            return decoder.decode(line)  # type: ignore[no-any-return]
+        except msgspec.DecodeError as error:
+            msg = (
+                f"Input line {self.line_number} is not a JSON Singer message ({error}; it "
+                f"starts {line[:80]!r}). Check the tap's output. No STATE was emitted past it."
+            )
+            raise InvalidInputLine(msg) from None
+
+
 class TargetUsage(Target):
     """Routes each stream to a sink and delivers its records to Skalin or Hull."""
 
     name = "target-usage"
     config_jsonschema = settings.CONFIG_SCHEMA
-    message_reader_class = MsgSpecReader
+    message_reader_class = UsageReader
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
