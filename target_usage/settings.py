@@ -74,6 +74,13 @@ COMMON = th.PropertiesList(
         description="Retries per request for 408, 429, 5xx (not 501/505) and network errors.",
     ),
     th.Property(
+        "retry_after_cap",
+        th.NumberType(minimum=0),
+        default=300,
+        description="Longest wait, in seconds, a server's Retry-After header can impose before "
+        "a retry; a longer one is shortened to this.",
+    ),
+    th.Property(
         "request_timeout",
         th.NumberType(exclusive_minimum=0),
         default=30,

@@ -164,7 +164,10 @@ class TargetUsage(Target):
         return Delivery(
             api=api,
             sender=sender,
-            policy=RetryPolicy(max_retries=config["max_retries"]),
+            policy=RetryPolicy(
+                max_retries=config["max_retries"],
+                retry_after_cap_seconds=float(config["retry_after_cap"]),
+            ),
             # A burst of a tenth of a second's budget fills it from the start, far below
             # Skalin's documented 500 requests/s burst.
             pacer=Pacer(rate, burst=max(1, int((rate or 0) / 10))),

@@ -123,7 +123,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink backoff for in-process runs; the policy's real delays are pinned in test_transport."""
     monkeypatch.setattr(
         "target_usage.target.RetryPolicy",
-        functools.partial(RetryPolicy, backoff_base_seconds=0.01, retry_after_cap_seconds=1.5),
+        functools.partial(RetryPolicy, backoff_base_seconds=0.01),
     )
 
 

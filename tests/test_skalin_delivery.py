@@ -422,3 +422,13 @@ def test_acceptance_mixed_timezones_arrive_once_in_utc_with_stable_ids(
     assert sorted(f["visitId"] for f in skalin.features) == sorted(
         f["visitId"] for f in first_features
     )
+
+
+def test_a_retry_after_beyond_the_cap_is_shortened_to_it(
+    skalin: FakeSkalin, skalin_config: dict, run_target
+) -> None:
+    skalin.faults.append(Fault.status(429, retry_after="3600"))
+    run_target({**skalin_config, "retry_after_cap": 0.5}, singer_lines("features", features(3)))
+    first, retry = skalin.requests[0].at, skalin.requests[1].at
+    assert 0.45 <= retry - first < 5
+    assert len(skalin.features) == 3
