@@ -12,6 +12,7 @@ the two yardsticks (the SDK's default do-nothing target and its fastest one).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,16 +71,17 @@ def usage_row(i: int) -> dict:
     }
 
 
-def write_input(path: Path, stream: str, records: int) -> None:
+def write_input(path: Path, streams: tuple[str, ...], records: int) -> None:
+    """`records` rows spread round-robin over `streams`, then one STATE."""
     with path.open("w") as out:
-        out.write(
-            json.dumps({"type": "SCHEMA", "stream": stream, "schema": SCHEMA, "key_properties": []})
-            + "\n"
-        )
+        for stream in streams:
+            schema = {"type": "SCHEMA", "stream": stream, "schema": SCHEMA, "key_properties": []}
+            out.write(json.dumps(schema) + "\n")
         for i in range(records):
+            stream = streams[i % len(streams)]
             out.write(json.dumps({"type": "RECORD", "stream": stream, "record": usage_row(i)}))
             out.write("\n")
-        out.write(json.dumps({"type": "STATE", "value": {"bookmarks": {stream: records}}}) + "\n")
+        out.write(json.dumps({"type": "STATE", "value": {"bookmarks": {"rows": records}}}) + "\n")
 
 
 @dataclass
@@ -103,15 +105,19 @@ def run(command: list[str], input_path: Path, log_path: Path) -> Outcome:
 @dataclass
 class Case:
     name: str
-    stream: str
+    streams: tuple[str, ...]
     records: int
     config: Callable[[str], dict]
-    server: dict
+    server: dict = field(default_factory=dict)
     yardsticks: bool = True
 
 
 def skalin_config(url: str) -> dict:
     return {"skalin_url": url, "skalin_client_id": "bench"}
+
+
+def skalin_dry_run(url: str) -> dict:
+    return {**skalin_config(url), "dry_run": True, "dry_run_path": os.devnull}
 
 
 def hull_config(url: str) -> dict:
@@ -123,9 +129,36 @@ def hull_config(url: str) -> dict:
     }
 
 
+# Skalin's documented limit, enforced by the server: 429 with Retry-After above it.
+SKALIN_LIMITS = {"latency": 0.1, "rps": 100, "burst": 100}
 CASES = {
-    "features": lambda n: Case("a. features, instant server", "features", n, skalin_config, {}),
-    "hull-track": lambda n: Case("b. Hull track, instant server", "track", n, hull_config, {}),
+    "features": Case("a. features, instant server", ("features",), 200_000, skalin_config),
+    "features-dry": Case(
+        "a'. features, dry run (no API pacing)", ("features",), 200_000, skalin_dry_run
+    ),
+    "hull-track": Case("b. Hull track, instant server", ("track",), 200_000, hull_config),
+    "paced": Case(
+        "c. features, 100 ms latency, 100 req/s enforced, default settings",
+        ("features",),
+        20_000,
+        skalin_config,
+        SKALIN_LIMITS,
+        yardsticks=False,
+    ),
+    "mixed": Case(
+        "c'. identities + features interleaved, 100 ms latency, 100 req/s enforced",
+        ("identities", "features"),
+        40_000,
+        skalin_config,
+        SKALIN_LIMITS,
+        yardsticks=False,
+    ),
+    "memory-100k": Case(
+        "d. memory, 100k features", ("features",), 100_000, skalin_config, yardsticks=False
+    ),
+    "memory-1m": Case(
+        "d. memory, 1M features", ("features",), 1_000_000, skalin_config, yardsticks=False
+    ),
 }
 
 
@@ -140,9 +173,9 @@ def contenders(case: Case, config_path: Path) -> dict[str, list[str]]:
 
 
 def bench_case(case: Case, rounds: int, workdir: Path) -> dict:
-    input_path = workdir / f"{case.stream}-{case.records}.singer"
+    input_path = workdir / f"{'+'.join(case.streams)}-{case.records}.singer"
     if not input_path.exists():
-        write_input(input_path, case.stream, case.records)
+        write_input(input_path, case.streams, case.records)
     results: dict[str, dict] = {}
     server = BenchServer(**case.server)
     try:
@@ -207,12 +240,32 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
 
+def headline(key: str, case: Case, results: dict) -> str:
+    """The one number each case is about."""
+    ours = results["target-usage"]
+    if case.server.get("rps"):
+        ceiling = case.server["rps"] * 100
+        rate = ours["items_received"] / (ours["send_window_s"] + 1 / case.server["rps"])
+        return (
+            f"{key}: {rate:,.0f} items/s = {rate / ceiling:.0%} of the {ceiling:,} ceiling, "
+            f"{ours['requests']} requests, {ours['rate_limited']} x 429"
+        )
+    if key.startswith("memory"):
+        return f"{key}: peak RSS {ours['peak_rss_mb']:.0f} MB"
+    default = results.get("noop-default", {}).get("records_per_s")
+    fast = results.get("noop-fast", {}).get("records_per_s")
+    return (
+        f"{key}: {ours['records_per_s']:,.0f} rec/s ({_ratio(ours['records_per_s'], default)} "
+        f"default noop, {_ratio(ours['records_per_s'], fast)} fast noop)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--records", type=int, help="override every case's record count")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--save", type=Path)
     parser.add_argument("--compare", type=Path)
@@ -222,17 +275,21 @@ def main() -> None:
     summary = []
     with tempfile.TemporaryDirectory(prefix="target-usage-bench-") as tmp:
         for key in args.cases.split(","):
-            case = CASES[key](args.records)
+            case = CASES[key]
+            if args.records:
+                case = dataclasses.replace(case, records=args.records)
             results = bench_case(case, args.rounds, Path(tmp))
             everything[case.name] = results
             print_case(case, results, baseline)
             signed = _tokens_signed(Path(tmp) / "target-usage.log")
             if signed is not None:
                 print(f"tokens signed: {signed:,} ({signed / case.records:.4f} per record)")
-            ours = results["target-usage"]["records_per_s"]
-            default = results.get("noop-default", {}).get("records_per_s")
-            summary.append(f"{key}: {ours:,.0f} rec/s ({_ratio(ours, default)} default noop)")
-    print("\nsummary: " + "; ".join(summary))
+            summary.append(headline(key, case, results))
+    small = everything.get(CASES["memory-100k"].name, {}).get("target-usage")
+    large = everything.get(CASES["memory-1m"].name, {}).get("target-usage")
+    if small and large:
+        summary.append(f"memory 1M/100k: {large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x")
+    print("\nsummary:\n  " + "\n  ".join(summary))
     if args.save:
         args.save.write_text(json.dumps(everything, indent=2))
 

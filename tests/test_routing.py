@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_usage.target import TargetUsage, route
 from tests.conftest import record_message, schema_message
+from tests.test_docs import settings_table
 
 
 @pytest.mark.parametrize(
@@ -135,12 +133,7 @@ def test_out_of_range_settings_fail_fast(setting: str, value: object) -> None:
 
 
 def test_about_markdown_lists_every_setting_with_type_and_allowed_values() -> None:
-    about = subprocess.run(
-        [sys.executable, "-m", "target_usage", "--about", "--format=markdown"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    about = settings_table()
     for setting in TargetUsage.config_jsonschema["properties"]:
         assert f"| {setting} |" in about
     assert "one of `fail`, `skip`, `dead_letter`" in about
