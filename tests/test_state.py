@@ -112,3 +112,42 @@ def test_a_record_failing_its_schema_follows_invalid_records(
     failing = run_cli(skalin_config, messages, tmp_path)
     assert failing.exit_code == 1
     assert "Stream 'features', record #2: does not match the stream's SCHEMA" in failing.stderr
+
+
+def test_a_long_run_emits_state_periodically_not_only_at_the_end(
+    skalin: FakeSkalin, skalin_config: dict, run_target, monkeypatch
+) -> None:
+    """The SDK drains every few minutes; each drain writes the STATE its deliveries cover."""
+    monkeypatch.setattr("target_usage.target.TargetUsage._MAX_RECORD_AGE_IN_MINUTES", 0.0)
+    rows = [{"email": f"u{i}@x.io", "name": "f"} for i in range(30)]
+    messages = [schema_message("features")]
+    for n in range(3):
+        messages += [record_message("features", r) for r in rows[n * 10 : (n + 1) * 10]]
+        messages.append(state_message({"n": (n + 1) * 10}))
+    run = run_target(skalin_config, messages)
+    distinct = [s for n, s in enumerate(run.states) if n == 0 or s != run.states[n - 1]]
+    assert distinct == [{"n": 10}, {"n": 20}, {"n": 30}]
+    assert len(skalin.features) == 30
+
+
+def test_progress_lines_go_to_stderr_at_the_interval_and_can_be_silenced(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    skalin.latency = 0.05
+    config = {
+        **skalin_config,
+        "progress_interval": 0.2,
+        "batch_size_rows": 100,
+        "skalin_requests_per_second": 10,
+    }
+    rows = [{"email": f"u{i}@x.io", "name": "f"} for i in range(1000)]
+    run = run_cli(config, singer_lines("features", rows), tmp_path)
+    assert run.exit_code == 0, run.stderr
+    progress = [line for line in run.stderr.splitlines() if "Progress after" in line]
+    assert progress
+    assert "records read" in progress[-1]
+    assert "delivered: features" in progress[-1]
+    assert "waiting on rate limits" in progress[-1]
+    assert "Progress" not in run.stdout
+    quiet = run_cli({**config, "progress_interval": 0}, singer_lines("features", rows), tmp_path)
+    assert "Progress after" not in quiet.stderr
