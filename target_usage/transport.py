@@ -305,8 +305,12 @@ class Delivery:
             self._raise_failure()
 
     def close(self) -> None:
+        """Let in-flight requests finish; drop what was never started (the run is ending,
+        successfully only once `flush` has emptied the queue)."""
         with self._cond:
             self._closed = True
+            self._pending -= len(self._queue)
+            self._queue.clear()
             self._cond.notify_all()
         for thread in self._threads:
             thread.join()
