@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -42,12 +42,36 @@ def route(stream: str, stream_sinks: Mapping[str, str]) -> str | None:
     return None
 
 
+class Interrupted(Exception):
+    """A termination signal arrived while a message was being processed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 class UsageReader(MsgSpecReader):
-    """The SDK's msgspec reader, telling which input line is not JSON (and not echoing it)."""
+    """The SDK's msgspec reader, telling which input line is not JSON (and not echoing it),
+    and stopping between messages when a termination signal asks it to.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.busy = False
+        self.stop_signal: int | None = None
+
+    def process_lines(self, file_input: Any, callbacks: Any) -> Any:
+        return super().process_lines(self._between_messages(file_input), callbacks)
+
+    def _between_messages(self, file_input: Any) -> Iterator[str]:
+        """Yield lines; between two messages (never inside one) honour a pending stop."""
+        for line in file_input or self.default_input:
+            self.busy = True
+            yield line
+            self.busy = False
+            if self.stop_signal is not None:
+                raise Interrupted(self.stop_signal)
 
     def deserialize_json(self, line: str) -> dict:
         self.line_number += 1
@@ -196,13 +220,19 @@ class TargetUsage(Target):
         sys.stdout.flush()
 
     def process_endofpipe(self) -> None:
+        self.message_reader.busy = True  # a signal now lets this final drain finish
         super().process_endofpipe()
         self.flush_deliveries()
+        if self.message_reader.stop_signal is not None:
+            sys.exit(128 + self.message_reader.stop_signal)
 
     def listen(self, file_input: Any = None) -> None:
         progress = self._start_progress()
         try:
-            super().listen(file_input)
+            try:
+                super().listen(file_input)
+            except Interrupted as stop:
+                self._stop(stop.signum)
         finally:
             self._stop_progress.set()
             if progress is not None:
@@ -212,13 +242,21 @@ class TargetUsage(Target):
     def _handle_termination(self, signum: int, frame: Any) -> None:
         """Deliver what was read, emit the STATE that covers it, exit 128+signal.
 
-        The SDK's handler exits 0, which would tell an orchestrator the run completed.
+        Inside a message (a drain may be waiting on backpressure) the handler only asks the
+        reader to stop after it; waiting for input, it stops at once. The SDK's own handler
+        drains re-entrantly and exits 0, telling an orchestrator the run completed.
         """
         self.logger.warning(
             "Received signal %d: delivering what was read (in-flight requests finish or are "
             "retried), then stopping.",
             signum,
         )
+        if self.message_reader.busy:
+            self.message_reader.stop_signal = signum
+            return
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
         code = 128 + signum
         try:
             self.drain_all(is_endofpipe=True)

@@ -134,22 +134,38 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
+        self._held_until = 0.0
         self._lock = threading.Lock()
         self.waited_seconds = 0.0
 
     def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            due = max(now, self._next)
-            self._next = due + self._interval
-            wait = max(0.0, due - self._tolerance - now)
-            self.waited_seconds += wait
-        if wait > 0:
-            self._sleep(wait)
+        """Sleep until this caller may start a request.
+
+        A slot booked before a `hold` is not honoured: the caller waits out the hold and
+        books again, so a 429 stops requests already waiting for their turn too.
+        """
+        while True:
+            with self._lock:
+                now = self._clock()
+                booked = now >= self._held_until
+                if booked:
+                    due = max(now, self._next)
+                    self._next = due + self._interval
+                    wait = max(0.0, due - self._tolerance - now)
+                else:
+                    wait = self._held_until - now
+                self.waited_seconds += wait
+            if wait > 0:
+                self._sleep(wait)
+            if booked:
+                with self._lock:
+                    if self._clock() >= self._held_until:
+                        return
 
     def hold(self, seconds: float) -> None:
         with self._lock:
-            self._next = max(self._next, self._clock() + seconds + self._tolerance)
+            self._held_until = max(self._held_until, self._clock() + seconds)
+            self._next = max(self._next, self._held_until)
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,22 @@ def test_pacer_hands_out_distinct_slots_to_concurrent_threads() -> None:
     for thread in threads:
         thread.join()
     assert len(set(slots)) == 50
+
+
+def test_a_hold_during_a_booked_wait_delays_that_caller_too() -> None:
+    """A 429 arriving while a request sleeps towards its slot holds that request back."""
+    clock = FakeClock()
+    pacer = Pacer(2, clock=clock, sleep=lambda s: None)
+
+    def sleep_then_429(seconds: float) -> None:
+        clock.now += 0.2
+        if not held:
+            held.append(True)
+            pacer.hold(1.0)  # the server's 429 arrives 0.2 s into this sleep
+        clock.now += seconds - 0.2 if seconds > 0.2 else 0
+
+    held: list[bool] = []
+    pacer._sleep = sleep_then_429
+    pacer.wait()  # first slot, immediate
+    pacer.wait()  # booked for 0.5 s, held during its sleep
+    assert clock.now >= 1.2
