@@ -220,6 +220,11 @@ REQUIRED_BY_SINK = {
     "unalias": HULL_REQUIRED,
 }
 URL_SETTINGS = ("skalin_url", "hull_firehose_url")
+# Sent as HTTP header values, so they must encode as Latin-1.
+HEADER_SETTINGS = ("hull_organization", "hull_connector_id", "hull_connector_secret")
+SECRET_SETTINGS = tuple(
+    name for name, spec in CONFIG_SCHEMA["properties"].items() if spec.get("secret")
+)
 
 
 def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[str]:
@@ -235,6 +240,12 @@ def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[
 def check(config: Mapping[str, Any]) -> None:
     """Cross-setting checks run at start-up; raises one error listing every problem."""
     problems = [problem for name in URL_SETTINGS for problem in _url_problems(name, config)]
+    problems += [
+        f"'{name}' holds characters an HTTP header cannot carry (only Latin-1 text): check "
+        "it was copied whole"
+        for name in HEADER_SETTINGS
+        if not str(config.get(name) or "").isascii() and not _latin1(str(config.get(name)))
+    ]
     for stream, sink in (config.get("stream_sinks") or {}).items():
         problems += missing_for_sink(config, sink, stream)
     if problems:
@@ -254,6 +265,14 @@ def _url_problems(name: str, config: Mapping[str, Any]) -> list[str]:
         f"'{name}' is {url!r}: use an https:// URL (plain http:// is allowed only for "
         "loopback hosts such as 127.0.0.1 or localhost)"
     ]
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:

@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
 from target_usage import settings
+from target_usage.errors import TargetUsageError
 from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outputs import JsonlWriter, Redactor, Rejects
@@ -97,9 +98,7 @@ class TargetUsage(Target):
         settings.check(self.config)
         self.report = RunReport()
         self.redactor = Redactor(
-            str(self.config[name])
-            for name, spec in self.config_jsonschema["properties"].items()
-            if spec.get("secret") and self.config.get(name)
+            str(self.config[name]) for name in settings.SECRET_SETTINGS if self.config.get(name)
         )
         self.rejects = Rejects(
             self.config["invalid_records"],
@@ -111,6 +110,25 @@ class TargetUsage(Target):
         self._deliveries: dict[str, Delivery] = {}
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
         self._stop_progress = threading.Event()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's checks, with secret values kept out of its messages.
+
+        A secret of the wrong type (a digits-only secret left unquoted) would otherwise be
+        echoed: "987650... is not of type 'string'".
+        """
+        redactor = Redactor(
+            str(self._config[name])
+            for name in settings.SECRET_SETTINGS
+            if self._config.get(name) not in (None, "")
+        )
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as error:
+            raise ConfigValidationError(
+                redactor.text(str(error)), errors=[redactor.text(e) for e in error.errors]
+            ) from None
+        return [redactor.text(e) for e in errors]
 
     # Routing
 
@@ -238,6 +256,15 @@ class TargetUsage(Target):
             if progress is not None:
                 progress.join()
             self._close()
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Errors the user can act on end the run with their message alone, no traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except (TargetUsageError, InvalidInputLine, RecordsWithoutSchemaException) as error:
+            cls.logger.error("%s", error)
+            sys.exit(1)
 
     def _handle_termination(self, signum: int, frame: Any) -> None:
         """Deliver what was read, emit the STATE that covers it, exit 128+signal.

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import msgspec
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from target_usage import __version__
@@ -190,6 +191,24 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+class _QuietHTTPConnection(urllib3.connection.HTTPConnection):
+    # http.client's wire dump (a global HTTPConnection.debuglevel) print()s request headers,
+    # the Hull secret among them, to stdout: Singer's STATE channel. Never for our requests.
+    debuglevel = 0
+
+
+class _QuietHTTPSConnection(urllib3.connection.HTTPSConnection):
+    debuglevel = 0
+
+
+class _QuietHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _QuietHTTPConnection
+
+
+class _QuietHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _QuietHTTPSConnection
+
+
 class HttpSender:
     """POSTs over one keep-alive session, pooled to the API's concurrency."""
 
@@ -199,6 +218,10 @@ class HttpSender:
         # cookies or auth state are kept.
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        adapter.poolmanager.pool_classes_by_scheme = {
+            "http": _QuietHTTPPool,
+            "https": _QuietHTTPSPool,
+        }
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT

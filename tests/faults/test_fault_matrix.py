@@ -1,0 +1,609 @@
+"""The fault matrix: one test per row, each running the installed CLI against a faulty API.
+
+Every test asserts what reached the server against what was sent in and records its row
+of docs/reliability.md (see `Bench.outcome`). Backoff is not configurable (0.5 s base), so
+storms are kept to three failures.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.fake_apis import FakeSkalin, Fault, Received
+from tests.faults.conftest import Bench
+from tests.faults.harness import (
+    CLIENT_ID,
+    Run,
+    accepted_items,
+    dead_letters,
+    feature,
+    key,
+    lines,
+    record,
+    run_cli_interrupted,
+    schema,
+    state,
+    track,
+    traits,
+)
+
+REFUSAL = b'{"error": "unknown contact"}'
+# Record #50 of 100: the position whose isolation costs the most (7 tests + 1 final send).
+POISON_POSITION = 50
+
+
+def features(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [feature(i, **extra) for i in range(1, n + 1)]
+
+
+def tracks(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [track(i, **extra) for i in range(1, n + 1)]
+
+
+def retry_gap(requests: list[Received]) -> float:
+    """Seconds between the first request and its resend (the same bytes)."""
+    first = requests[0]
+    return next(r.at for r in requests[1:] if r.body == first.body) - first.at
+
+
+# Transient faults: retried until delivered
+
+
+def test_503_storm_on_skalin_is_retried_until_delivered(bench: Bench) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.faults += [Fault.status(503, b"overloaded")] * 3
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.skalin.requests) == 2 + 3
+    assert run.states == [state(200)["value"]]
+    assert "(3 retries)" in run.err
+    bench.outcome("skalin-503-storm", exit_code=run.exit_code)
+
+
+def test_503_storm_on_hull_is_retried_until_delivered(bench: Bench) -> None:
+    messages = lines("analytics.track", tracks(200))
+    bench.start(messages)
+    bench.hull.faults += [Fault.status(503, b"overloaded")] * 3
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.hull.requests) == 2 + 3
+    assert run.states == [state(200)["value"]]
+    bench.outcome("hull-503-storm", exit_code=run.exit_code)
+
+
+def test_429_retry_after_seconds_holds_back_every_request(bench: Bench) -> None:
+    """Paced at 2 requests/s, three requests book slots 0.5 s apart before the first one's
+    answer (a 429 asking for 1 s, 0.2 s later) arrives: none may start before that second
+    is over, not even those already waiting for their slot."""
+    messages = lines("features", features(300))
+    bench.start(messages)
+    bench.skalin.latency = 0.2
+    bench.skalin.faults.append(Fault.status(429, b"slow down", retry_after="1"))
+    run = bench.run(bench.config(skalin_requests_per_second=2), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.skalin.requests) == 4
+    answered = bench.skalin.requests[0].at + 0.2
+    starts = [r.at - answered for r in bench.skalin.requests[1:]]
+    assert min(starts) >= 0.95, f"requests started {starts} s after the 429"
+    bench.outcome("skalin-429-seconds", exit_code=run.exit_code)
+
+
+def test_429_retry_after_as_http_date_is_honoured(bench: Bench) -> None:
+    due: list[float] = []
+
+    def once(request: Received) -> Fault | None:
+        if due:
+            return None
+        # An HTTP date has whole seconds: the next whole second plus one.
+        wall, mono = time.time(), time.monotonic()
+        when = math.ceil(wall) + 1
+        due.append(mono + (when - wall))
+        return Fault.status(
+            429, b"slow down", retry_after=email.utils.formatdate(when, usegmt=True)
+        )
+
+    messages = lines("features", features(300))
+    bench.start(messages)
+    bench.skalin.fault_when = once
+    run = bench.run(bench.config(skalin_requests_per_second=2), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.skalin.requests) == 4
+    first = bench.skalin.requests[0]
+    retry = next(r for r in bench.skalin.requests[1:] if r.body == first.body)
+    assert retry.at >= due[0] - 0.05, "retried before the date Retry-After named"
+    bench.outcome("skalin-429-date", exit_code=run.exit_code)
+
+
+def test_a_retry_after_longer_than_the_cap_waits_only_the_cap(bench: Bench) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.faults.append(Fault.status(429, b"come back in an hour", retry_after="3600"))
+    run = bench.run(bench.config(retry_after_cap=1), messages)
+    assert run.exit_code == 0, run.err
+    assert 0.95 <= retry_gap(bench.skalin.requests) < 5
+    assert run.seconds < 15
+    bench.outcome("skalin-retry-after-cap", exit_code=run.exit_code)
+
+
+def test_an_answer_slower_than_request_timeout_is_resent_with_identical_ids(
+    bench: Bench,
+) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.faults.append(Fault.delay(1.5))
+    run = bench.run(bench.config(request_timeout=0.5), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.skalin.requests) == 3
+    # The slow request was stored after the client gave up on it: 100 items twice.
+    assert len(bench.skalin.features) == 300
+    measured = bench.outcome("skalin-slow-answer", exit_code=run.exit_code)
+    assert measured.duplicates == 100
+
+
+def test_retries_exhausted_stop_the_run_without_state(bench: Bench) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.fault_when = lambda request: Fault.status(503, b"still down")
+    run = bench.run(bench.config(max_retries=2), messages)
+    assert run.exit_code == 1
+    assert run.states == []
+    assert "failed after 3 attempt(s): HTTP 503" in run.err
+    assert "still down" in run.err
+    rerun = bench.rerun(bench.config(), messages, run)
+    bench.outcome("skalin-503-exhausted", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)
+
+
+def test_a_connection_dropped_before_storing_is_resent(bench: Bench) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.faults.append(Fault.drop_before())
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.skalin.requests) == 3
+    bench.outcome("skalin-drop-before", exit_code=run.exit_code)
+
+
+@pytest.mark.parametrize(
+    ("api", "stream", "rows"),
+    [("skalin", "features", features), ("hull", "analytics.track", tracks)],
+)
+def test_a_connection_dropped_after_storing_is_resent_with_identical_ids(
+    bench: Bench, api: str, stream: str, rows: Any
+) -> None:
+    messages = lines(stream, rows(200))
+    bench.start(messages)
+    server = getattr(bench, api)
+    server.faults.append(Fault.drop_after())
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 0, run.err
+    bodies = [r.body for r in server.accepted]
+    assert len(bodies) == 3
+    assert len(set(bodies)) == 2, "the resend must be the stored request, byte for byte"
+    measured = bench.outcome(f"{api}-drop-after", exit_code=run.exit_code)
+    assert measured.duplicates == 100
+
+
+# Content refusals: the refused record is isolated, the others delivered
+
+
+def skalin_poison(request: Received) -> Fault | None:
+    if any(f.get("name") == "poison" for f in (request.json or {}).get("features", [])):
+        return Fault.status(400, REFUSAL)
+    return None
+
+
+def hull_poison(request: Received) -> Fault | None:
+    if any(e["body"].get("event") == "poison" for e in (request.json or {}).get("batch", [])):
+        return Fault.status(400, REFUSAL)
+    return None
+
+
+POISON = {
+    "skalin": ("features", features, {"name": "poison"}, skalin_poison, "Skalin"),
+    "hull": ("analytics.track", tracks, {"event": "poison"}, hull_poison, "Hull"),
+}
+
+
+def poisoned(api: str) -> list[Any]:
+    stream, rows, poison, _, _ = POISON[api]
+    batch = rows(100)
+    batch[POISON_POSITION - 1] = {**batch[POISON_POSITION - 1], **poison}
+    return lines(stream, batch)
+
+
+def first_try_id(bench: Bench, api: str) -> str:
+    first = (bench.skalin if api == "skalin" else bench.hull).requests[0].json
+    if api == "skalin":
+        return next(f["eventId"] for f in first["features"] if f["name"] == "poison")
+    return next(e["body"]["event_id"] for e in first["batch"] if e["body"]["event"] == "poison")
+
+
+@pytest.mark.parametrize("api", ["skalin", "hull"])
+def test_one_refused_record_in_100_is_isolated_and_dead_lettered(bench: Bench, api: str) -> None:
+    _, _, _, refuse, api_name = POISON[api]
+    server = bench.skalin if api == "skalin" else bench.hull
+    messages = poisoned(api)
+    bench.start(messages)
+    server.fault_when = refuse
+    config = bench.config(invalid_records="dead_letter")
+    run = bench.run(config, messages)
+    assert run.exit_code == 0, run.err
+    extra = len(server.requests) - 1
+    assert extra <= 8
+    assert run.states == [state(100)["value"]]
+    letters = dead_letters(bench.dead_letter_path)
+    assert [line["type"] for line in letters] == ["SCHEMA", "RECORD"]
+    dead = letters[1]
+    assert dead["position"] == POISON_POSITION
+    assert dead["record"]["email"] == key(POISON_POSITION)
+    assert dead["reason"].startswith(f"{api_name} refused it alone: HTTP 400, body ")
+    assert "unknown contact" in dead["reason"]
+    assert dead["record"]["event_id"] == first_try_id(bench, api)
+    measured = bench.outcome(
+        f"{api}-poison-dead-letter", exit_code=run.exit_code, extra_requests=extra
+    )
+    assert (measured.delivered, measured.dead_lettered) == (99, 1)
+
+    # The dead-letter file pipes straight back in; the record keeps its first id.
+    bench.servers.heal()
+    marks = bench.marks()
+    replay = bench.run(
+        {**config, "dead_letter_path": str(bench.workdir / "again.jsonl")},
+        [json.dumps(line) for line in letters],
+    )
+    assert replay.exit_code == 0, replay.err
+    again = server.accepted[marks[0] if api == "skalin" else marks[1] :]
+    assert len(again) == 1
+    if api == "skalin":
+        assert again[0].json["features"][0]["eventId"] == dead["record"]["event_id"]
+    else:
+        assert again[0].json["batch"][0]["body"]["event_id"] == dead["record"]["event_id"]
+
+
+@pytest.mark.parametrize("api", ["skalin", "hull"])
+def test_one_refused_record_fails_the_run_by_default(bench: Bench, api: str) -> None:
+    stream, _, _, refuse, api_name = POISON[api]
+    server = bench.skalin if api == "skalin" else bench.hull
+    messages = poisoned(api)
+    bench.start(messages)
+    server.fault_when = refuse
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 1
+    assert run.states == []
+    assert (
+        f"Stream '{stream}', record #{POISON_POSITION}: {api_name} refused it alone: "
+        "HTTP 400, body " in run.err
+    )
+    extra = len(server.requests) - 1
+    assert extra <= 8
+    rerun = bench.rerun(bench.config(), messages, run)
+    bench.outcome(
+        f"{api}-poison-fail",
+        exit_code=run.exit_code,
+        rerun_exit_code=rerun.exit_code,
+        extra_requests=extra,
+    )
+
+
+def test_a_server_refusing_everything_gets_every_record_dead_lettered(bench: Bench) -> None:
+    """A systematic 400 looks like 100 bad records: each is isolated, then dead-lettered.
+
+    Nothing is lost (all are in the dead-letter file) but isolation costs several requests
+    per record, and the run ends 0 with STATE moved on: the matrix shows the cost.
+    """
+    messages = lines("analytics.track", tracks(100))
+    bench.start(messages)
+    bench.hull.fault_when = lambda request: Fault.status(400, b'{"error": "bad batch"}')
+    run = bench.run(bench.config(invalid_records="dead_letter"), messages)
+    assert run.exit_code == 0, run.err
+    assert run.states == [state(100)["value"]]
+    measured = bench.outcome(
+        "hull-400-everything",
+        exit_code=run.exit_code,
+        extra_requests=len(bench.hull.requests) - 1,
+    )
+    assert (measured.delivered, measured.dead_lettered) == (0, 100)
+
+
+# Final errors: the run stops, names the setting, writes no STATE
+
+
+def test_401_stops_the_run_naming_the_client_id(bench: Bench) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.fault_when = lambda request: Fault.status(401, b'{"error": "unknown client"}')
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 1
+    assert run.states == []
+    assert "HTTP 401" in run.err
+    assert "check skalin_client_id" in run.err
+    # Stopped at once: one attempt per request, no retry.
+    assert len(bench.skalin.requests) <= 2
+    rerun = bench.rerun(bench.config(), messages, run)
+    bench.outcome("skalin-401", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)
+
+
+def test_a_2xx_with_an_unexpected_body_counts_as_delivered(bench: Bench) -> None:
+    messages = lines("features", features(200))
+    bench.start(messages)
+    bench.skalin.fault_when = lambda request: Fault.ok_body(202, b"<html>maintenance</html>")
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 0, run.err
+    assert len(bench.skalin.requests) == 2
+    assert run.states == [state(200)["value"]]
+    bench.outcome("skalin-odd-2xx", exit_code=run.exit_code)
+
+
+def test_a_redirect_to_another_host_is_never_followed(bench: Bench) -> None:
+    with FakeSkalin(client_id=CLIENT_ID) as elsewhere:
+        port = elsewhere.url.rsplit(":", 1)[1]
+        target = f"http://localhost:{port}/hit/bulk?rec=1&client_id={CLIENT_ID}"
+        messages = lines("features", features(200))
+        bench.start(messages)
+        bench.skalin.fault_when = lambda request: Fault.redirect(target, 307)
+        run = bench.run(bench.config(), messages)
+        assert run.exit_code == 1
+        assert run.states == []
+        assert "HTTP 307" in run.err
+        assert "not followed" in run.err
+        assert "check skalin_url" in run.err
+        assert elsewhere.requests == []
+        rerun = bench.rerun(bench.config(), messages, run)
+        assert elsewhere.requests == []
+    bench.outcome("skalin-redirect", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)
+
+
+# Bad input
+
+
+def test_a_malformed_json_line_stops_the_run_naming_its_line(bench: Bench) -> None:
+    good = lines("features", features(100), state_every=50)
+    # Line 53: SCHEMA, 50 records and a STATE come first; record #51 is cut short.
+    assert good[52] == record("features", feature(51))
+    broken = [*good[:52], json.dumps(good[52])[:40], *good[53:]]
+    bench.start(good)
+    run = bench.run(bench.config(), broken)
+    assert run.exit_code == 1
+    assert "Input line 53 is not a JSON Singer message" in run.err
+    assert run.states == []
+    # The user fixes the tap's output and reruns from the last STATE (there is none).
+    rerun = bench.rerun(bench.config(), good, run)
+    bench.outcome("input-malformed-json", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)
+
+
+def test_a_record_before_its_schema_stops_the_run(bench: Bench) -> None:
+    good = lines("features", features(100))
+    broken = [good[1], good[0], *good[2:]]
+    bench.start(good)
+    run = bench.run(bench.config(), broken)
+    assert run.exit_code == 1
+    assert "encountered before a corresponding schema" in run.err
+    assert run.states == []
+    assert bench.skalin.requests == []
+    rerun = bench.rerun(bench.config(), good, run)
+    bench.outcome(
+        "input-record-before-schema", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code
+    )
+
+
+def test_a_record_failing_its_schema_is_dead_lettered_and_the_rest_delivered(
+    bench: Bench,
+) -> None:
+    properties = {
+        "email": {"type": "string"},
+        "customer_id": {"type": "string"},
+        "name": {"type": "string"},
+        "ts": {"type": "string"},
+        "seats": {"type": "integer"},
+    }
+    rows = [feature(n, seats=n) for n in range(1, 101)]
+    rows[49]["seats"] = "fifty"
+    messages = [schema("features", properties), *lines("features", rows)[1:]]
+    bench.start(messages)
+    run = bench.run(bench.config(invalid_records="dead_letter"), messages)
+    assert run.exit_code == 0, run.err
+    letters = dead_letters(bench.dead_letter_path)
+    assert letters[0]["schema"]["properties"]["seats"] == {"type": "integer"}
+    assert letters[1]["position"] == 50
+    assert "does not match the stream's SCHEMA" in letters[1]["reason"]
+    assert run.states == [state(100)["value"]]
+    bench.outcome("input-schema-mismatch", exit_code=run.exit_code)
+
+
+def test_an_invalid_record_is_skipped_when_asked(bench: Bench) -> None:
+    rows = features(100)
+    del rows[49]["name"]
+    messages = lines("features", rows)
+    bench.start(messages)
+    run = bench.run(bench.config(invalid_records="skip"), messages)
+    assert run.exit_code == 0, run.err
+    assert "record #50 skipped" in run.err
+    assert not bench.dead_letter_path.exists()
+    measured = bench.outcome("input-invalid-skip", exit_code=run.exit_code)
+    assert measured.skipped == 1
+
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def test_a_10_mb_unknown_column_is_ignored_on_skalin(bench: Bench) -> None:
+    rows = features(3)
+    rows[1]["blob"] = "x" * TEN_MB
+    messages = lines("features", rows)
+    bench.start(messages)
+    run = bench.run(bench.config(), messages)
+    assert run.exit_code == 0, run.err
+    assert max(len(r.body) for r in bench.skalin.requests) < 10_000
+    bench.outcome("skalin-10mb-column", exit_code=run.exit_code)
+
+
+def test_a_10_mb_trait_value_is_dead_lettered_on_hull(bench: Bench) -> None:
+    rows = [traits(n) for n in range(1, 4)]
+    rows[1]["notes"] = "x" * TEN_MB
+    messages = lines("traits", rows)
+    bench.start(messages)
+    run = bench.run(bench.config(invalid_records="dead_letter"), messages)
+    assert run.exit_code == 0, run.err
+    letters = dead_letters(bench.dead_letter_path)
+    assert letters[1]["position"] == 2
+    assert "trait 'notes' is" in letters[1]["reason"]
+    assert len(letters[1]["record"]["notes"]) == TEN_MB, "the dead letter must keep the value"
+    assert max(len(r.body) for r in bench.hull.requests) < 10_000
+    bench.outcome("hull-10mb-trait", exit_code=run.exit_code)
+
+
+# Interruptions: SIGTERM, SIGINT, kill -9, then a rerun from the last STATE
+
+
+STREAMED_RECORDS = 1000
+STATE_EVERY = 200
+
+
+def streamed() -> list[Any]:
+    return lines("features", features(STREAMED_RECORDS), state_every=STATE_EVERY)
+
+
+def accepted_at_least(bench: Bench, n: int) -> Any:
+    return lambda: len(bench.skalin.accepted) >= n
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_mid_run_delivers_what_was_read_and_states_exactly_that(
+    bench: Bench, signame: str, code: int
+) -> None:
+    messages = streamed()
+    bench.start(messages)
+    bench.skalin.latency = 0.3
+    config = bench.config(batch_size_rows=100)
+    run = bench.finish(
+        run_cli_interrupted(
+            config,
+            messages,
+            bench.workdir,
+            signum=getattr(signal, signame),
+            when=accepted_at_least(bench, 3),
+        )
+    )
+    assert run.exit_code == code, run.err
+    assert f"Received signal {getattr(signal, signame).value}" in run.err
+    assert len(run.states) == 1, run.stdout
+    assert run.states[0]["bookmarks"]["faults"]["records"] >= STATE_EVERY
+    assert_state_covers_only_delivered(bench, run)
+    rerun = bench.rerun(config, messages, run)
+    bench.outcome(
+        f"skalin-{signame.lower()}", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code
+    )
+
+
+def reader_blocked_again(bench: Bench) -> Callable[[], bool]:
+    """True 0.2 s after the first request was stored: its answer freed one slot of the
+    outbox, the reader filled it within milliseconds and waits again (the next answer is
+    0.5 s away), so a signal now lands while the reader waits in `Delivery.submit`."""
+    first: list[float] = []
+
+    def ready() -> bool:
+        if not first and bench.skalin.accepted:
+            first.append(time.monotonic())
+        return bool(first) and time.monotonic() - first[0] >= 0.2
+
+    return ready
+
+
+def assert_state_covers_only_delivered(bench: Bench, run: Run) -> None:
+    assert len(run.states) == 1, run.stdout
+    covered = run.states[0]["bookmarks"]["faults"]["records"]
+    delivered = {who for who, _ in accepted_items(bench.skalin)}
+    behind = [n for n in range(1, covered + 1) if key(n) not in delivered]
+    assert behind == [], (
+        f"STATE covers records 1-{covered} but {len(behind)} of them were never sent "
+        f"(#{behind[0]}-#{behind[-1]})"
+    )
+
+
+def test_sigterm_while_the_outbox_is_full_states_only_what_was_delivered(bench: Bench) -> None:
+    """The API is the bottleneck (1 request in flight, 0.5 s each), the whole input is
+    there at once, so the reader waits on backpressure in the middle of draining a full
+    batch; the tap's STATE every 50 records puts a STATE inside each batch of 100. The
+    signal must not abandon the interrupted batch while writing the STATE read before it.
+    """
+    messages = lines("features", features(STREAMED_RECORDS), state_every=50)
+    bench.start(messages)
+    bench.skalin.latency = 0.5
+    config = bench.config(batch_size_rows=100, max_concurrent_requests=1)
+    run = bench.finish(
+        run_cli_interrupted(
+            config,
+            messages,
+            bench.workdir,
+            signum=signal.SIGTERM,
+            when=reader_blocked_again(bench),
+            chunk=len(messages),
+            pause=0,
+        )
+    )
+    assert run.exit_code == 143, run.err
+    assert_state_covers_only_delivered(bench, run)
+    rerun = bench.rerun(config, messages, run)
+    bench.outcome(
+        "skalin-sigterm-backpressure", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code
+    )
+
+
+def test_a_second_sigterm_while_draining_states_only_what_was_delivered(bench: Bench) -> None:
+    """The tap pauses after record 560 (STATE at 550 inside the pending batch); the first
+    SIGTERM starts the final drain, which waits on the full outbox; a second SIGTERM (an
+    impatient operator) arrives during that wait."""
+    messages = lines("features", features(STREAMED_RECORDS), state_every=50)
+    last_fed = messages.index(record("features", feature(560))) + 1
+    bench.start(messages)
+    bench.skalin.latency = 0.5
+    config = bench.config(batch_size_rows=100, max_concurrent_requests=1)
+    run = bench.finish(
+        run_cli_interrupted(
+            config,
+            messages,
+            bench.workdir,
+            signum=signal.SIGTERM,
+            when=reader_blocked_again(bench),
+            chunk=last_fed,
+            pause=0,
+            stall_after=last_fed,
+            again_after=0.2,
+        )
+    )
+    assert run.exit_code == 143, run.err
+    assert run.err.count("Received signal 15") == 2
+    assert_state_covers_only_delivered(bench, run)
+    rerun = bench.rerun(config, messages, run)
+    bench.outcome("skalin-sigterm-twice", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)
+
+
+def test_kill_9_mid_run_then_a_rerun_delivers_everything_with_identical_ids(
+    bench: Bench,
+) -> None:
+    messages = streamed()
+    bench.start(messages)
+    bench.skalin.latency = 0.3
+    config = bench.config(batch_size_rows=100)
+    run = bench.finish(
+        run_cli_interrupted(
+            config,
+            messages,
+            bench.workdir,
+            signum=signal.SIGKILL,
+            when=accepted_at_least(bench, 3),
+        )
+    )
+    assert run.exit_code == -signal.SIGKILL
+    assert run.states == []
+    rerun = bench.rerun(config, messages, run)
+    bench.outcome("skalin-kill-9", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)

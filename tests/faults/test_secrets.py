@@ -1,0 +1,183 @@
+"""The Hull connector secret appears in no byte the target writes.
+
+Every fault-matrix run already loads the secret (both APIs are configured in each run) and
+`Bench.finish` checks its stdout, stderr, dead-letter and dry-run files. The runs here aim
+at the places a secret could slip through: an API that echoes it back in an error body, a
+dry run, a crash traceback, config errors, and HTTP debug logging switched on by the user.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fake_apis import Fault, Received
+from tests.faults.conftest import Bench
+from tests.faults.harness import (
+    HULL_CONNECTOR,
+    HULL_ORG,
+    SECRET,
+    Run,
+    assert_no_secret,
+    dead_letters,
+    lines,
+    run_cli,
+    track,
+)
+
+
+def tracks(n: int) -> list:
+    return lines("analytics.track", [track(i) for i in range(1, n + 1)])
+
+
+def echo(status: int, *, only_seq: int | None = None):
+    """A server that answers `status` with the request's own Hull-Access-Token in the body."""
+
+    def answer(request: Received) -> Fault | None:
+        if only_seq is not None and not any(
+            e["body"]["properties"]["seq"] == only_seq for e in request.json["batch"]
+        ):
+            return None
+        token = request.headers["hull-access-token"]
+        return Fault.status(status, json.dumps({"error": f"bad token {token}"}).encode())
+
+    return answer
+
+
+def test_an_error_body_echoing_the_secret_is_redacted(bench: Bench) -> None:
+    bench.start(tracks(10))
+    bench.hull.fault_when = echo(401)
+    run = bench.run(bench.config(), tracks(10))
+    assert run.exit_code == 1
+    assert "bad token ***" in run.err
+    assert "Traceback" not in run.err  # user-facing errors print their message alone
+
+
+def test_retries_exhausted_on_a_body_echoing_the_secret_are_redacted(bench: Bench) -> None:
+    bench.start(tracks(10))
+    bench.hull.fault_when = echo(503)
+    run = bench.run(bench.config(max_retries=1), tracks(10))
+    assert run.exit_code == 1
+    assert "failed after 2 attempt(s): HTTP 503" in run.err
+    assert "bad token ***" in run.err
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "fail"])
+def test_a_refusal_echoing_the_secret_is_redacted_in_the_reason(bench: Bench, policy: str) -> None:
+    bench.start(tracks(20))
+    bench.hull.fault_when = echo(400, only_seq=7)
+    run = bench.run(bench.config(invalid_records=policy), tracks(20))
+    if policy == "dead_letter":
+        assert run.exit_code == 0, run.err
+        dead = dead_letters(bench.dead_letter_path)[1]
+        assert "bad token ***" in dead["reason"]
+    else:
+        assert run.exit_code == 1
+        assert "record #7: Hull refused it alone: HTTP 400" in run.err
+        assert "bad token ***" in run.err
+
+
+def test_a_dry_run_file_holds_no_secret(bench: Bench) -> None:
+    bench.start(tracks(10))
+    run = bench.run(bench.config(dry_run=True), tracks(10))
+    assert run.exit_code == 0, run.err
+    assert run.states == []
+    requests = [json.loads(x) for x in bench.dry_run_path.read_text().splitlines()]
+    assert requests
+    assert requests[0]["headers"]["Hull-Access-Token"] == "***"
+    assert bench.hull.requests == []
+
+
+def test_a_crash_traceback_holds_no_secret(bench: Bench) -> None:
+    """The dead-letter path is a directory: the worker's IsADirectoryError ends the run."""
+    bench.start(tracks(20))
+    bench.hull.fault_when = echo(400, only_seq=7)
+    (bench.workdir / "dead").mkdir()
+    config = bench.config(
+        invalid_records="dead_letter", dead_letter_path=str(bench.workdir / "dead")
+    )
+    run = bench.run(config, tracks(20))
+    assert run.exit_code == 1
+    assert "Traceback" in run.err
+    assert "IsADirectoryError" in run.err
+
+
+def test_config_errors_hold_no_secret(bench: Bench) -> None:
+    bench.start([])
+    config = bench.config(hull_firehose_url="http://firehose.example.com")
+    run = bench.run(config, tracks(1))
+    assert run.exit_code != 0
+    assert "hull_firehose_url" in run.err
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed_in_the_config_error(tmp_path: Path) -> None:
+    """A digits-only secret written without quotes is a JSON number: the config error
+    names the setting, never its value (singer-sdk's own message quotes the value, so the
+    target redacts secret values, whatever their type, from config errors)."""
+    numeric = 987650123456789012345
+    config = {
+        "hull_organization": HULL_ORG,
+        "hull_connector_id": HULL_CONNECTOR,
+        "hull_connector_secret": numeric,
+    }
+    run = run_cli(config, [], tmp_path)
+    assert run.exit_code != 0
+    assert "hull_connector_secret" in run.err
+    assert str(numeric) not in run.err
+
+
+def urllib3_debug_log_config(workdir: Path) -> dict[str, str]:
+    """The SDK's own way to change logging: SINGER_SDK_LOG_CONFIG, urllib3 at DEBUG."""
+    path = workdir / "logging.yml"
+    path.write_text(
+        "version: 1\ndisable_existing_loggers: false\nloggers:\n  urllib3:\n    level: DEBUG\n"
+    )
+    return {"SINGER_SDK_LOG_CONFIG": str(path)}
+
+
+def wire_debug_sitecustomize(workdir: Path) -> dict[str, str]:
+    """Everything at DEBUG and http.client's wire dump, switched on before the target runs."""
+    site = workdir / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import http.client\nimport logging\n\n"
+        "logging.basicConfig(level=logging.DEBUG)\n"
+        'logging.getLogger("urllib3").setLevel(logging.DEBUG)\n'
+        "http.client.HTTPConnection.debuglevel = 1\n"
+    )
+    return {"PYTHONPATH": str(site)}
+
+
+def debug_run(bench: Bench, env: dict[str, str]) -> Run:
+    """A Hull run with a retry, a dropped connection and a refusal, under debug logging."""
+    bench.hull.faults += [Fault.status(503), Fault.drop_before()]
+    bench.hull.fault_when = echo(400, only_seq=7)
+    run = run_cli(bench.config(invalid_records="dead_letter"), tracks(30), bench.workdir, env=env)
+    bench.servers.settle()
+    assert run.exit_code == 0, run.err
+    assert "urllib3.connectionpool" in run.err, "urllib3 debug logging did not switch on"
+    assert "bad token ***" in dead_letters(bench.dead_letter_path)[1]["reason"]
+    return run
+
+
+def test_urllib3_debug_logging_shows_no_secret(bench: Bench) -> None:
+    run = debug_run(bench, urllib3_debug_log_config(bench.workdir))
+    assert '"POST / HTTP/1.1" 503' in run.err
+    assert_no_secret(run, bench.dead_letter_path)
+    assert run.stray == []
+
+
+def test_wire_debugging_keeps_the_secret_out_of_stderr(bench: Bench) -> None:
+    run = debug_run(bench, wire_debug_sitecustomize(bench.workdir))
+    assert SECRET.encode() not in run.stderr
+
+
+def test_wire_debugging_keeps_the_secret_and_stray_lines_out_of_stdout(bench: Bench) -> None:
+    """A user debugging connectivity sets `http.client.HTTPConnection.debuglevel = 1` (here
+    via sitecustomize): http.client would print() request headers, the Hull secret among
+    them, to stdout, corrupting the STATE stream. The target's connections ignore it."""
+    run = debug_run(bench, wire_debug_sitecustomize(bench.workdir))
+    assert SECRET.encode() not in run.stdout
+    assert run.stray == []
