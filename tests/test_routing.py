@@ -137,3 +137,18 @@ def test_about_markdown_lists_every_setting_with_type_and_allowed_values() -> No
     for setting in TargetUsage.config_jsonschema["properties"]:
         assert f"| {setting} |" in about
     assert "one of `fail`, `skip`, `dead_letter`" in about
+
+
+def test_a_header_setting_that_http_cannot_carry_is_refused_at_start_up() -> None:
+    config = {
+        "hull_organization": "acme.hullapp.io",
+        "hull_connector_id": "c",
+        "hull_connector_secret": "clé-secrète-→",
+    }
+    with pytest.raises(ConfigValidationError) as caught:
+        TargetUsage(config=config)
+    assert caught.value.errors == [
+        "'hull_connector_secret' holds characters an HTTP header cannot carry (only Latin-1 "
+        "text): check it was copied whole"
+    ]
+    assert "clé" not in str(caught.value)

@@ -432,3 +432,26 @@ def test_a_retry_after_beyond_the_cap_is_shortened_to_it(
     first, retry = skalin.requests[0].at, skalin.requests[1].at
     assert 0.45 <= retry - first < 5
     assert len(skalin.features) == 3
+
+
+def test_a_refused_record_fixed_and_replayed_keeps_its_first_eventid(
+    skalin: FakeSkalin, skalin_config: dict, run_target, tmp_path: Path
+) -> None:
+    skalin.fault_when = poison
+    rows = [*features(9), {"email": "p@x.io", "name": "poison", "plan": "x"}]
+    config = {**skalin_config, "invalid_records": "dead_letter", "stream_sinks": {"f": "features"}}
+    run_target(config, singer_lines("f", rows))
+    sent_first = next(
+        f["eventId"] for r in skalin.requests for f in r.json["features"] if f["name"] == "poison"
+    )
+    lines = (tmp_path / "rejected.jsonl").read_text().splitlines()
+    schema, rejected = json.loads(lines[0]), json.loads(lines[1])
+    rejected["record"]["name"] = "export"  # the user's fix
+    again = {
+        **skalin_config,
+        "dead_letter_path": str(tmp_path / "again.jsonl"),
+        "stream_sinks": {"f": "features"},
+    }
+    run_target(again, [schema, rejected])
+    assert skalin.features[-1]["name"] == "export"
+    assert skalin.features[-1]["eventId"] == sent_first
