@@ -498,6 +498,7 @@ def _regroup(members: list[tuple[Part, int]]) -> list[Part]:
 
 
 def _report_delivered(members: list[tuple[Part, int]], retries: int) -> None:
-    for n, part in enumerate(_regroup(members)):
-        first = n == 0
-        part.owner.delivered(SendStats(int(first), retries if first else 0, len(part.items)))
+    """Each stream whose items rode in the request counts it (a merged Skalin request counts
+    for both its identities' and its features' stream)."""
+    for part in _regroup(members):
+        part.owner.delivered(SendStats(1, retries, len(part.items)))
