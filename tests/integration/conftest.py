@@ -69,6 +69,16 @@ class Postgres:
     password: str
     database: str = "postgres"
 
+    def tap_env(self, database: str) -> dict[str, str]:
+        """tap-postgres settings, as Meltano reads them from the environment."""
+        return {
+            "TAP_POSTGRES_HOST": self.host,
+            "TAP_POSTGRES_PORT": str(self.port),
+            "TAP_POSTGRES_USER": self.user,
+            "TAP_POSTGRES_PASSWORD": self.password,
+            "TAP_POSTGRES_DATABASE": database,
+        }
+
     def connect(self, database: str | None = None) -> Any:
         import psycopg
 

@@ -209,11 +209,7 @@ def run_pipeline(
         "tap-postgres",
         "target-usage",
         env={
-            "TAP_POSTGRES_HOST": postgres.host,
-            "TAP_POSTGRES_PORT": str(postgres.port),
-            "TAP_POSTGRES_USER": postgres.user,
-            "TAP_POSTGRES_PASSWORD": postgres.password,
-            "TAP_POSTGRES_DATABASE": "warehouse",
+            **postgres.tap_env("warehouse"),
             "TARGET_USAGE_SKALIN_URL": skalin.url,
             "TARGET_USAGE_SKALIN_CLIENT_ID": CLIENT_ID,
             "TARGET_USAGE_HULL_FIREHOSE_URL": hull.url,

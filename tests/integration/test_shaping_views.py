@@ -63,11 +63,7 @@ def test_documented_views_give_the_documented_requests(
         "tap-postgres",
         "target-usage",
         env={
-            "TAP_POSTGRES_HOST": postgres.host,
-            "TAP_POSTGRES_PORT": str(postgres.port),
-            "TAP_POSTGRES_USER": postgres.user,
-            "TAP_POSTGRES_PASSWORD": postgres.password,
-            "TAP_POSTGRES_DATABASE": "shaping",
+            **postgres.tap_env("shaping"),
             "TAP_POSTGRES_FILTER_SCHEMAS": '["usage"]',
             "TAP_POSTGRES__SELECT": '["usage-*.*"]',
             "TAP_POSTGRES__METADATA": json.dumps(
