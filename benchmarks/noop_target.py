@@ -10,12 +10,29 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import fastjsonschema
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_usage.sinks import FastJsonSchemaValidator
+from target_usage.sinks import compile_validator
+
+
+class FastJsonSchemaValidator(BaseJSONSchemaValidator):
+    """The SDK's validator interface over fastjsonschema, as the SDK docs suggest."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        super().__init__(schema)
+        self._validate = compile_validator(schema)
+
+    def validate(self, record: dict[str, Any]) -> None:
+        try:
+            self._validate(record)
+        except fastjsonschema.JsonSchemaValueException as error:
+            raise InvalidRecord(error.message, record) from error
 
 
 class NoopSink(BatchSink):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
+from singer_sdk.exceptions import InvalidJSONSchema
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -40,20 +40,6 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], Any]
         return fastjsonschema.compile(schema, use_formats=False)
     except fastjsonschema.JsonSchemaDefinitionException as error:
         raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
-
-
-class FastJsonSchemaValidator(BaseJSONSchemaValidator):
-    """The SDK's validator interface over fastjsonschema (used by the benchmark's yardstick)."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        super().__init__(schema)
-        self._validate = compile_validator(schema)
-
-    def validate(self, record: dict[str, Any]) -> None:
-        try:
-            self._validate(record)
-        except fastjsonschema.JsonSchemaValueException as error:
-            raise InvalidRecord(error.message, record) from error
 
 
 class UsageSink(BatchSink):
