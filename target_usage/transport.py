@@ -348,12 +348,16 @@ class Delivery:
         successfully only once `flush` has emptied the queue)."""
         with self._cond:
             self._closed = True
-            self._pending -= len(self._queue)
-            self._queue.clear()
-            self._cond.notify_all()
+            self._drop_queued()
         for thread in self._threads:
             thread.join()
         self.sender.close()
+
+    def _drop_queued(self) -> None:
+        """Forget parts no worker has started (called with the lock held)."""
+        self._pending -= len(self._queue)
+        self._queue.clear()
+        self._cond.notify_all()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -373,9 +377,7 @@ class Delivery:
                 self._cond.wait_for(lambda: len(self._queue) > self._claimed or self._closed)
                 if self._failure is not None:
                     # The run is failing: send nothing more, STATE will not be written.
-                    self._pending -= len(self._queue)
-                    self._queue.clear()
-                    self._cond.notify_all()
+                    self._drop_queued()
                 if len(self._queue) <= self._claimed:
                     return
                 # Claim a queued part, but take it only once a pacer slot is ours: parts
@@ -406,9 +408,7 @@ class Delivery:
         """Send parts as one request; on a content refusal, isolate the records refused."""
         answer, retries = self._send(self.api.request_for(parts), paced=paced)
         if answer.ok:
-            _report_delivered(
-                [(part, i) for part in parts for i in range(len(part.items))], retries
-            )
+            _report_delivered(parts, retries)
             return
         if not self._is_content_refusal(answer):
             raise self._error(answer, retries, parts, self.api.settings_hint(answer.status))
@@ -439,9 +439,10 @@ class Delivery:
         while len(suspects) > 1:
             half = len(suspects) // 2
             first, second = suspects[:half], suspects[half:]
-            trial, retries = self._send(self.api.request_for(_regroup(first)))
+            trial_parts = _regroup(first)
+            trial, retries = self._send(self.api.request_for(trial_parts))
             if trial.ok:
-                _report_delivered(first, retries)
+                _report_delivered(trial_parts, retries)
                 suspects = second
             elif not self._is_content_refusal(trial):
                 raise self._error(trial, retries, parts, self.api.settings_hint(trial.status))
@@ -497,8 +498,8 @@ def _regroup(members: list[tuple[Part, int]]) -> list[Part]:
     return list(grouped.values())
 
 
-def _report_delivered(members: list[tuple[Part, int]], retries: int) -> None:
+def _report_delivered(parts: list[Part], retries: int) -> None:
     """Each stream whose items rode in the request counts it (a merged Skalin request counts
     for both its identities' and its features' stream)."""
-    for part in _regroup(members):
+    for part in parts:
         part.owner.delivered(SendStats(1, retries, len(part.items)))
