@@ -255,6 +255,8 @@ class HullApi:
 
     name = API_NAME
     kinds = HULL_SINKS
+    credentials_hint = "check hull_connector_id, hull_connector_secret and hull_organization"
+    endpoint_hint = "check hull_firehose_url"
 
     def build(self, kind: str, record: Mapping[str, Any]) -> msgspec.Raw:
         """One entry, encoded: the bytes that will be sent, checked against the size cap."""
@@ -327,13 +329,6 @@ class HullApi:
         now = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
         body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
         return Request(API_NAME, self.url, self.headers(), body, len(entries))
-
-    def settings_hint(self, status: int | None) -> str:
-        if status in (401, 403):
-            return "check hull_connector_id, hull_connector_secret and hull_organization"
-        if status is not None and (status in (404, 405) or 300 <= status < 400):
-            return "check hull_firehose_url"
-        return ""
 
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Columns that give a dead-lettered record, once fixed, the ids of its first try."""

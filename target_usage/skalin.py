@@ -135,6 +135,8 @@ class SkalinApi:
 
     name = API_NAME
     kinds = SKALIN_SINKS
+    credentials_hint = "check skalin_client_id"
+    endpoint_hint = "check skalin_url: requests go to {skalin_url}/hit/bulk"
     HEADERS: ClassVar[dict[str, str]] = {
         "Content-Type": "application/json",
         "Cache-Control": "no-cache",
@@ -163,13 +165,6 @@ class SkalinApi:
             body.setdefault(part.kind, []).extend(part.items)
         items = sum(len(v) for v in body.values())
         return Request(API_NAME, self.url, self.HEADERS, encode_json(body), items)
-
-    def settings_hint(self, status: int | None) -> str:
-        if status in (401, 403):
-            return "check skalin_client_id"
-        if status is not None and (status in (404, 405) or 300 <= status < 400):
-            return "check skalin_url: requests go to {skalin_url}/hit/bulk"
-        return ""
 
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Columns that give a dead-lettered record, once fixed, the ids of its first try."""

@@ -294,7 +294,10 @@ class Api(Protocol):
 
     def can_join(self, parts: Sequence[Part], candidate: Part) -> bool: ...
 
-    def settings_hint(self, status: int | None) -> str: ...
+    # Which settings to check when the API refuses who we are (401/403) or where we
+    # send (404/405, redirects).
+    credentials_hint: str
+    endpoint_hint: str
 
 
 @dataclass
@@ -411,7 +414,7 @@ class Delivery:
             _report_delivered(parts, retries)
             return
         if not self._is_content_refusal(answer):
-            raise self._error(answer, retries, parts, self.api.settings_hint(answer.status))
+            raise self._error(answer, retries, parts)
         self._isolate(parts, answer)
 
     def _is_content_refusal(self, answer: Answer) -> bool:
@@ -445,7 +448,7 @@ class Delivery:
                 _report_delivered(trial_parts, retries)
                 suspects = second
             elif not self._is_content_refusal(trial):
-                raise self._error(trial, retries, parts, self.api.settings_hint(trial.status))
+                raise self._error(trial, retries, parts)
             else:
                 set_aside += second
                 suspects, last = first, trial
@@ -473,8 +476,16 @@ class Delivery:
             else:
                 self.sleep(delay)
 
-    def _error(self, answer: Answer, retries: int, parts: list[Part], hint: str) -> ApiError:
+    def _settings_hint(self, status: int | None) -> str:
+        if status in (401, 403):
+            return self.api.credentials_hint
+        if status is not None and (status in (404, 405) or 300 <= status < 400):
+            return self.api.endpoint_hint
+        return ""
+
+    def _error(self, answer: Answer, retries: int, parts: list[Part]) -> ApiError:
         where = "; ".join(part.owner.describe(part.origins) for part in parts)
+        hint = self._settings_hint(answer.status)
         body = self.redactor.text(answer.body)
         if hint:
             body = f"{body} ({hint})" if body else hint
