@@ -227,6 +227,11 @@ SECRET_SETTINGS = tuple(
 )
 
 
+def secret_values(config: Mapping[str, Any]) -> list[str]:
+    """The values of secret settings, whatever their type, for redaction."""
+    return [str(config[n]) for n in SECRET_SETTINGS if config.get(n) not in (None, "")]
+
+
 def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[str]:
     """Problems that stop `stream` from being delivered to `sink`, one sentence each."""
     return [

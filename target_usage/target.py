@@ -97,9 +97,7 @@ class TargetUsage(Target):
         super().__init__(*args, **kwargs)
         settings.check(self.config)
         self.report = RunReport()
-        self.redactor = Redactor(
-            str(self.config[name]) for name in settings.SECRET_SETTINGS if self.config.get(name)
-        )
+        self.redactor = Redactor(settings.secret_values(self.config))
         self.rejects = Rejects(
             self.config["invalid_records"],
             JsonlWriter(self.config["dead_letter_path"], append=True),
@@ -117,11 +115,7 @@ class TargetUsage(Target):
         A secret of the wrong type (a digits-only secret left unquoted) would otherwise be
         echoed: "987650... is not of type 'string'".
         """
-        redactor = Redactor(
-            str(self._config[name])
-            for name in settings.SECRET_SETTINGS
-            if self._config.get(name) not in (None, "")
-        )
+        redactor = Redactor(settings.secret_values(self._config))
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as error:
