@@ -61,14 +61,3 @@ class ApiError(TargetUsageError):
         if self.where:
             text += f"; undelivered: {self.where}"
         return text + ". No STATE was emitted past these records; rerun to resend them."
-
-    def located(self, where: str) -> ApiError:
-        """The same failure, told with the stream and record positions of its batch."""
-        return ApiError(
-            self.api,
-            self.status,
-            self.body,
-            attempts=self.attempts,
-            where=where,
-            cause=self.cause,
-        )

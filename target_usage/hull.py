@@ -19,6 +19,7 @@ from typing import Any
 import jwt
 import msgspec
 
+from target_usage.catalogue import HULL
 from target_usage.errors import InvalidRecordError
 from target_usage.records import (
     SDC_PREFIX,
@@ -31,8 +32,7 @@ from target_usage.records import (
 )
 from target_usage.transport import Part, Request
 
-API_NAME = "Hull"
-HULL_SINKS = ("traits", "track", "alias", "unalias")
+API_NAME = HULL
 HULL_MAX_BODY_BYTES = 1_000_000
 HULL_MAX_VALUE_BYTES = 2048
 HULL_MAX_ATTRIBUTES = 2000
@@ -254,7 +254,6 @@ class HullApi:
     _stamp: str = field(default="", init=False, repr=False)
 
     name = API_NAME
-    kinds = HULL_SINKS
     credentials_hint = "check hull_connector_id, hull_connector_secret and hull_organization"
     endpoint_hint = "check hull_firehose_url"
 
@@ -328,7 +327,7 @@ class HullApi:
         entries = [entry for part in parts for entry in part.items]
         now = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
         body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
-        return Request(API_NAME, self.url, self.headers(), body, len(entries))
+        return Request(API_NAME, self.url, self.headers(), body)
 
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Columns that give a dead-lettered record, once fixed, the ids of its first try."""

@@ -1,19 +1,17 @@
 """Files the target writes besides stdout: dry-run requests and dead letters; redaction.
 
-Writers are shared by sinks that drain in parallel threads, so each line is written
+The dry-run file is written by the delivery workers of both APIs, so each line is written
 whole under a lock and flushed at once: a crash never leaves a half line or loses a
 rejected record that STATE already moved past.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from target_usage.errors import RejectedRecordError
 from target_usage.records import encode_json
 
 REDACTED = "***"
@@ -45,7 +43,7 @@ class JsonlWriter:
         self._lock = threading.Lock()
         self.lines = 0
 
-    def write(self, line: Any) -> None:
+    def write(self, line: object) -> None:
         data = encode_json(line) + b"\n"
         with self._lock:
             if self._file is None:
@@ -60,80 +58,3 @@ class JsonlWriter:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-
-
-class Rejects:
-    """Applies `invalid_records` to a record no valid API item can be made of.
-
-    `dead_letter` lines are Singer messages (one SCHEMA per stream, then a RECORD per
-    rejected record with `reason` and `position` beside it), so the file, once fixed, can
-    be piped straight back into the target. Records get the ids their first try used, so
-    a replay updates rather than duplicates.
-    """
-
-    WARNINGS_PER_STREAM = 5
-
-    def __init__(
-        self, policy: str, writer: JsonlWriter, report: Any, logger: logging.Logger
-    ) -> None:
-        self.policy = policy
-        self._writer = writer
-        self._report = report
-        self._logger = logger
-        self._schemas_written: set[str] = set()
-        self._lock = threading.Lock()
-
-    def reject(self, sink: Any, position: int, record: Mapping[str, Any], error: Any) -> None:
-        stream = sink.stream_name
-        if self.policy == "fail":
-            raise RejectedRecordError(stream, position, error)
-        dead = self.policy == "dead_letter"
-        if dead:
-            self._dead_letter(sink, position, record, error.reason)
-            verb = f"dead-lettered to {self._writer.path}"
-        else:
-            verb = "skipped (invalid_records: skip)"
-        count = self._report.set_aside(sink.stats, dead_lettered=dead)
-        if count <= self.WARNINGS_PER_STREAM:
-            more = (
-                " Further ones are counted in the run summary."
-                if count == self.WARNINGS_PER_STREAM
-                else ""
-            )
-            self._logger.warning(
-                "Stream '%s', record #%d %s: %s.%s", stream, position, verb, error.reason, more
-            )
-
-    def _dead_letter(
-        self, sink: Any, position: int, record: Mapping[str, Any], reason: str
-    ) -> None:
-        stream = sink.stream_name
-        line = {
-            "type": "RECORD",
-            "stream": stream,
-            "record": {**record, **sink.api.replay_columns(sink.kind, record)},
-            "reason": reason,
-            "position": position,
-            "sink": sink.kind,
-        }
-        with self._lock:
-            if stream not in self._schemas_written:
-                self._schemas_written.add(stream)
-                schema = sink.original_schema
-                if "properties" in schema and "event_id" not in schema["properties"]:
-                    schema = {
-                        **schema,
-                        "properties": {**schema["properties"], "event_id": {"type": ["string"]}},
-                    }
-                self._writer.write(
-                    {
-                        "type": "SCHEMA",
-                        "stream": stream,
-                        "schema": schema,
-                        "key_properties": list(sink.key_properties),
-                    }
-                )
-            self._writer.write(line)
-
-    def close(self) -> None:
-        self._writer.close()

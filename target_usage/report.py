@@ -1,12 +1,11 @@
 """Counters for the run summary and progress lines: what came in, went out, was set aside.
 
-`records_in` is written by the reading thread only; everything else may be written by
-delivery workers, so it goes through the report's lock.
+Only the thread that reads input writes counts (outcomes of delivery are applied there);
+the progress thread reads snapshots of them.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,29 +44,25 @@ class RunReport:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.started = clock()
-        self._lock = threading.Lock()
         self.streams: dict[str, StreamStats] = {}
 
     def stream(self, stream: str, sink: str) -> StreamStats:
-        with self._lock:
-            return self.streams.setdefault(stream, StreamStats(stream, sink))
+        return self.streams.setdefault(stream, StreamStats(stream, sink))
 
     def delivered(self, stats: StreamStats, sent: SendStats) -> None:
         now = self._clock()
-        with self._lock:
-            stats.sent.add(sent)
-            if stats.first_sent_at is None:
-                stats.first_sent_at = now
-            stats.last_sent_at = now
+        stats.sent.add(sent)
+        if stats.first_sent_at is None:
+            stats.first_sent_at = now
+        stats.last_sent_at = now
 
     def set_aside(self, stats: StreamStats, *, dead_lettered: bool) -> int:
         """Count a skipped or dead-lettered record; returns how many this stream has had."""
-        with self._lock:
-            if dead_lettered:
-                stats.dead_lettered += 1
-            else:
-                stats.skipped += 1
-            return stats.skipped + stats.dead_lettered
+        if dead_lettered:
+            stats.dead_lettered += 1
+        else:
+            stats.skipped += 1
+        return stats.skipped + stats.dead_lettered
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -81,12 +76,12 @@ class RunReport:
 
     def progress(self, waited_seconds: float) -> str:
         """One line for long runs: read, delivered per sink, rate, retries, rate-limit waits."""
-        with self._lock:
-            read = sum(s.records_in for s in self.streams.values())
-            sent = {}
-            for s in self.streams.values():
-                sent[s.sink] = sent.get(s.sink, 0) + s.sent.items
-            retries = sum(s.sent.retries for s in self.streams.values())
+        streams = list(self.streams.values())  # a snapshot: the reader may add a stream
+        read = sum(s.records_in for s in streams)
+        sent: dict[str, int] = {}
+        for s in streams:
+            sent[s.sink] = sent.get(s.sink, 0) + s.sent.items
+        retries = sum(s.sent.retries for s in streams)
         elapsed = max(self.elapsed(), 1e-9)
         per_sink = ", ".join(f"{sink} {n}" for sink, n in sent.items()) or "none yet"
         return (

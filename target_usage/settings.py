@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-SINKS = ("identities", "features", "traits", "track", "alias", "unalias")
+from target_usage.catalogue import API_REQUIRED, SINK_APIS, SINKS
+
 INVALID_POLICIES = ("fail", "skip", "dead_letter")
 SKALIN_MAX_REQUESTS_PER_SECOND = 100
 
@@ -25,9 +26,9 @@ COMMON = th.PropertiesList(
         th.ObjectType(additional_properties=th.StringType(allowed_values=list(SINKS))),
         default={},
         description=(
-            "Stream name (after stream_maps) → sink: identities, features, traits, track, "
-            "alias or unalias. Streams not listed go to the sink named like the stream or "
-            "like its last segment after '-', '.' or '__'."
+            "Stream name (after stream_maps) → sink: "
+            f"{', '.join(SINKS[:-1])} or {SINKS[-1]}. Streams not listed go to the sink "
+            "named like the stream or like its last segment after '-', '.' or '__'."
         ),
     ),
     th.Property(
@@ -208,17 +209,8 @@ CONFIG_SCHEMA: dict[str, Any] = _with_type_notes(
     th.PropertiesList(*COMMON, *SKALIN, *HULL).to_dict()
 )
 
-# Settings each API needs, checked as soon as a stream routes to one of its sinks.
-SKALIN_REQUIRED = ("skalin_client_id",)
-HULL_REQUIRED = ("hull_organization", "hull_connector_id", "hull_connector_secret")
-REQUIRED_BY_SINK = {
-    "identities": SKALIN_REQUIRED,
-    "features": SKALIN_REQUIRED,
-    "traits": HULL_REQUIRED,
-    "track": HULL_REQUIRED,
-    "alias": HULL_REQUIRED,
-    "unalias": HULL_REQUIRED,
-}
+# Settings each sink needs, from the API it delivers to.
+REQUIRED_BY_SINK = {sink: API_REQUIRED[api] for sink, api in SINK_APIS.items()}
 URL_SETTINGS = ("skalin_url", "hull_firehose_url")
 # Sent as HTTP header values, so they must encode as Latin-1.
 HEADER_SETTINGS = ("hull_organization", "hull_connector_id", "hull_connector_secret")

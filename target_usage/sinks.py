@@ -8,19 +8,19 @@ its exact position, and a batch holds compact items rather than whole records.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import fastjsonschema
 from singer_sdk.exceptions import InvalidJSONSchema
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+from target_usage.catalogue import SINKS
 from target_usage.errors import InvalidRecordError
+from target_usage.outcomes import OutcomeStep, StreamSchema
+from target_usage.report import RunReport
 from target_usage.transport import Api as DeliveryApi
-from target_usage.transport import SendStats
-
-if TYPE_CHECKING:
-    from target_usage.target import TargetUsage
+from target_usage.transport import Origin
 
 # Enough items for every request slot of an API to be busy during one drain.
 DEFAULT_BATCH_ROWS = 2000
@@ -32,6 +32,19 @@ class Api(DeliveryApi, Protocol):
     def build(self, kind: str, record: Mapping[str, Any]) -> Any: ...
 
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class SinkHost(Protocol):
+    """What a sink needs from the target: its API, the counts, and where batches go."""
+
+    report: RunReport
+    outcomes: OutcomeStep
+
+    def api_for(self, kind: str) -> Api: ...
+
+    def hand_over(
+        self, api: Api, kind: str, items: list[object], origins: list[Origin]
+    ) -> None: ...
 
 
 def compile_validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
@@ -48,11 +61,14 @@ class UsageSink(BatchSink):
     kind: ClassVar[str]
     MAX_SIZE_DEFAULT = DEFAULT_BATCH_ROWS
 
-    def __init__(self, target: TargetUsage, *args: Any, **kwargs: Any) -> None:
-        super().__init__(target, *args, **kwargs)
-        self.usage_target = target
+    def __init__(self, target: SinkHost, *args: Any, **kwargs: Any) -> None:
+        super().__init__(target, *args, **kwargs)  # type: ignore[arg-type]
+        self.host = target
         self.api: Api = target.api_for(self.kind)
         self.stats = target.report.stream(self.stream_name, self.kind)
+        target.outcomes.schema_seen(
+            self.stream_name, StreamSchema(self.original_schema, tuple(self.key_properties))
+        )
         self._position = 0
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
@@ -78,10 +94,14 @@ class UsageSink(BatchSink):
                 self._validate(record)
             item = self.api.build(self.kind, record)
         except InvalidRecordError as error:
-            self.usage_target.rejects.reject(self, self._position, record, error)
+            self.host.outcomes.reject(self._origin(record), error)
             return
         # The record is kept until delivered, to dead-letter it if the API refuses it.
-        context.setdefault("built", []).append((item, (self._position, record)))
+        origin = Origin(self.stream_name, self.kind, self._position, record)
+        context.setdefault("built", []).append((item, origin))
+
+    def _origin(self, record: dict[str, Any]) -> Origin:
+        return Origin(self.stream_name, self.kind, self._position, record)
 
     def _validate(self, record: dict[str, Any]) -> None:
         try:
@@ -97,55 +117,14 @@ class UsageSink(BatchSink):
         built = context.get("built")
         if built:
             items, origins = (list(column) for column in zip(*built, strict=True))
-            self.usage_target.delivery_for(self.api).submit(self.kind, items, origins, self)
-
-    # Called by delivery workers.
-
-    def delivered(self, sent: SendStats) -> None:
-        self.usage_target.report.delivered(self.stats, sent)
-
-    def rejected(self, origin: tuple[int, dict[str, Any]], reason: str) -> None:
-        position, record = origin
-        error = InvalidRecordError(reason, fix="correct the values the API refused")
-        self.usage_target.rejects.reject(self, position, record, error)
-
-    def describe(self, origins: list[tuple[int, dict[str, Any]]]) -> str:
-        positions = [position for position, _ in origins]
-        return (
-            f"stream '{self.stream_name}' records #{min(positions)}-#{max(positions)}"
-            f" ({len(positions)} records)"
-        )
-
-
-class IdentitiesSink(UsageSink):
-    kind = "identities"
-
-
-class FeaturesSink(UsageSink):
-    kind = "features"
-
-
-class TraitsSink(UsageSink):
-    kind = "traits"
-
-
-class TrackSink(UsageSink):
-    kind = "track"
-
-
-class AliasSink(UsageSink):
-    kind = "alias"
-
-
-class UnaliasSink(UsageSink):
-    kind = "unalias"
+            self.host.hand_over(self.api, self.kind, items, origins)
 
 
 class SkippedStreamSink(BatchSink):
     """A stream no rule routes, skipped because `unmapped_streams` is `skip`; counted."""
 
-    def __init__(self, target: TargetUsage, *args: Any, **kwargs: Any) -> None:
-        super().__init__(target, *args, **kwargs)
+    def __init__(self, target: SinkHost, *args: Any, **kwargs: Any) -> None:
+        super().__init__(target, *args, **kwargs)  # type: ignore[arg-type]
         self.stats = target.report.stream(self.stream_name, "(skipped: unmapped)")
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
@@ -159,7 +138,7 @@ class SkippedStreamSink(BatchSink):
         """Nothing to deliver: the records were counted and dropped as configured."""
 
 
+# One class per sink of the catalogue; a class differs from another only by its kind.
 SINK_CLASSES: dict[str, type[UsageSink]] = {
-    cls.kind: cls
-    for cls in (IdentitiesSink, FeaturesSink, TraitsSink, TrackSink, AliasSink, UnaliasSink)
+    kind: type(f"{kind.capitalize()}Sink", (UsageSink,), {"kind": kind}) for kind in SINKS
 }

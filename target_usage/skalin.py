@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from target_usage.catalogue import SKALIN
 from target_usage.errors import InvalidRecordError
 from target_usage.records import (
     as_text,
@@ -29,9 +30,8 @@ from target_usage.records import (
 )
 from target_usage.transport import Part, Request
 
-API_NAME = "Skalin"
+API_NAME = SKALIN
 SKALIN_MAX_ITEMS_PER_ARRAY = 100
-SKALIN_SINKS = ("identities", "features")
 
 # Spec column → accepted column names, snake_case first, then the Skalin doc's camelCase.
 EVENT_ID = ("event_id", "eventId")
@@ -134,7 +134,6 @@ class SkalinApi:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     name = API_NAME
-    kinds = SKALIN_SINKS
     credentials_hint = "check skalin_client_id"
     endpoint_hint = "check skalin_url: requests go to {skalin_url}/hit/bulk"
     HEADERS: ClassVar[dict[str, str]] = {
@@ -163,8 +162,7 @@ class SkalinApi:
         body: dict[str, list[Any]] = {}
         for part in parts:
             body.setdefault(part.kind, []).extend(part.items)
-        items = sum(len(v) for v in body.values())
-        return Request(API_NAME, self.url, self.HEADERS, encode_json(body), items)
+        return Request(API_NAME, self.url, self.HEADERS, encode_json(body))
 
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Columns that give a dead-lettered record, once fixed, the ids of its first try."""

@@ -16,16 +16,23 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
 from target_usage import settings
+from target_usage.catalogue import HULL, SINK_APIS, SKALIN
 from target_usage.errors import TargetUsageError
-from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
-from target_usage.outputs import JsonlWriter, Redactor, Rejects
+from target_usage.outcomes import OutcomeStep
+from target_usage.outputs import JsonlWriter, Redactor
 from target_usage.records import encode_json
 from target_usage.report import RunReport
 from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
-from target_usage.skalin import API_NAME as SKALIN_API
-from target_usage.skalin import SKALIN_SINKS, SkalinApi
-from target_usage.transport import Delivery, DryRunSender, HttpSender, Pacer, RetryPolicy
+from target_usage.skalin import SkalinApi
+from target_usage.transport import (
+    Delivery,
+    DryRunSender,
+    HttpSender,
+    Origin,
+    Pacer,
+    RetryPolicy,
+)
 
 _SEGMENT_SEPARATORS = re.compile(r"__|[-.]")
 # Requests handed over but not yet sent, per worker: enough to keep every worker busy
@@ -98,11 +105,12 @@ class TargetUsage(Target):
         settings.check(self.config)
         self.report = RunReport()
         self.redactor = Redactor(settings.secret_values(self.config))
-        self.rejects = Rejects(
+        self.outcomes = OutcomeStep(
             self.config["invalid_records"],
             JsonlWriter(self.config["dead_letter_path"], append=True),
             self.report,
             self.logger,
+            replay_columns=lambda kind, record: self.api_for(kind).replay_columns(kind, record),
         )
         self._apis: dict[str, Api] = {}
         self._deliveries: dict[str, Delivery] = {}
@@ -154,14 +162,14 @@ class TargetUsage(Target):
     # One client and one transport per API, shared by every sink and drain thread
 
     def api_for(self, kind: str) -> Api:
-        name = SKALIN_API if kind in SKALIN_SINKS else HULL_API
+        name = SINK_APIS[kind]
         if name not in self._apis:
             self._apis[name] = self._build_api(name)
         return self._apis[name]
 
     def _build_api(self, name: str) -> Api:
         config = self.config
-        if name == SKALIN_API:
+        if name == SKALIN:
             return SkalinApi(config["skalin_url"], config["skalin_client_id"])
         signer = TokenSigner(
             connector_id=config["hull_connector_id"],
@@ -188,9 +196,7 @@ class TargetUsage(Target):
         config = self.config
         dry_run = config["dry_run"]
         # Only Skalin documents a rate limit; Hull's is unknown, so it is bounded by concurrency.
-        rate = (
-            config["skalin_requests_per_second"] if api.name == SKALIN_API and not dry_run else None
-        )
+        rate = config["skalin_requests_per_second"] if api.name == SKALIN and not dry_run else None
         workers = 1 if dry_run else config["max_concurrent_requests"]
         sender = (
             DryRunSender(self._dry_run_writer, self.redactor)
@@ -199,6 +205,7 @@ class TargetUsage(Target):
         )
         return Delivery(
             api=api,
+            outcomes=self.outcomes.queue,
             sender=sender,
             policy=RetryPolicy(
                 max_retries=config["max_retries"],
@@ -212,10 +219,17 @@ class TargetUsage(Target):
             max_pending_parts=PENDING_PARTS_PER_WORKER * workers,
         )
 
+    def hand_over(self, api: Api, kind: str, items: list[object], origins: list[Origin]) -> None:
+        """Queue a sink's batch for delivery, applying outcomes while it waits and after."""
+        self.delivery_for(api).submit(kind, items, origins, while_waiting=self.outcomes.apply)
+        self.outcomes.apply()
+
     def flush_deliveries(self) -> None:
-        """Block until every record handed to an API is delivered or set aside."""
+        """Block until every record handed to an API is delivered or set aside, and apply
+        the outcomes (so `invalid_records: fail` stops the run here)."""
         for delivery in list(self._deliveries.values()):
-            delivery.flush()
+            delivery.flush(while_waiting=self.outcomes.apply)
+        self.outcomes.apply()
 
     # STATE and the end of the run
 
@@ -304,11 +318,12 @@ class TargetUsage(Target):
     def _close(self) -> None:
         for delivery in self._deliveries.values():
             delivery.close()
+        self.outcomes.settle()
         self._dry_run_writer.close()
-        self.rejects.close()
+        self.outcomes.close()
         for line in self.report.lines(dry_run=self.config["dry_run"]):
             self.logger.info(line)
-        signer = getattr(self._apis.get(HULL_API), "signer", None)
+        signer = getattr(self._apis.get(HULL), "signer", None)
         if signer is not None:
             self.logger.info("  Hull tokens signed: %d (one per subject, reused)", signer.signed)
         if self.config["dry_run"] and self._dry_run_writer.lines:

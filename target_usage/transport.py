@@ -14,13 +14,15 @@ before each STATE, so STATE never runs ahead of delivery.
 from __future__ import annotations
 
 import email.utils
+import enum
+import queue
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 import msgspec
 import requests
@@ -34,8 +36,9 @@ from target_usage.outputs import JsonlWriter, Redactor
 RETRYABLE_STATUSES = frozenset(
     {408, 429} | {status for status in range(500, 600) if status not in (501, 505)}
 )
-# Final statuses that say the request (not a record in it) is wrong: no point splitting.
-ENDPOINT_STATUSES = frozenset({401, 403, 404, 405})
+# Final statuses that say the request (who sends it, or where) is wrong, not a record in it.
+CREDENTIALS_STATUSES = frozenset({401, 403})
+ENDPOINT_STATUSES = frozenset({404, 405})
 USER_AGENT = f"target-usage/{__version__}"
 
 
@@ -47,7 +50,6 @@ class Request:
     url: str
     headers: Mapping[str, str]
     body: bytes
-    items: int
 
 
 @dataclass
@@ -64,9 +66,28 @@ class SendStats:
         self.items += other.items
 
 
+class Verdict(enum.Enum):
+    """What to do after one attempt."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # this worker waits, then resends
+    HOLD = "hold"  # every worker of the API waits (the server asked, for the whole client)
+    REFUSED_CONTENT = "refused content"  # final, about what was sent: isolate the records
+    REFUSED_REQUEST = "refused request"  # final, about who sends or where: end the run
+    GAVE_UP = "gave up"  # retryable, but the retries are spent
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    delay: float = 0.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The whole retry policy in one place; `delay` is pure so tests need no sockets."""
+    """Every rule about retrying, in one place, as urllib3's `Retry`: which answers retry,
+    for how long, when to give up, and whether a final refusal is about the content or the
+    request. Pure, so tests need no sockets."""
 
     max_retries: int = 8
     retry_statuses: frozenset[int] = RETRYABLE_STATUSES
@@ -74,8 +95,30 @@ class RetryPolicy:
     backoff_cap_seconds: float = 60.0
     retry_after_cap_seconds: float = 300.0
 
-    def is_retryable(self, status: int) -> bool:
-        return status in self.retry_statuses
+    def decide(self, answer: Answer, retries: int) -> Decision:
+        """The verdict on an answer after `retries` retries of its request."""
+        status = answer.status
+        if answer.ok:
+            return Decision(Verdict.DELIVERED)
+        if status is None or status in self.retry_statuses:
+            if retries >= self.max_retries:
+                return Decision(Verdict.GAVE_UP)
+            delay = self.delay(retries + 1, answer.retry_after)
+            # A 429 with Retry-After speaks for the whole client (the limit is per IP).
+            hold = status == 429 and answer.retry_after is not None
+            return Decision(Verdict.HOLD if hold else Verdict.RETRY, delay)
+        if 400 <= status < 500 and self.request_fault(status) is None:
+            return Decision(Verdict.REFUSED_CONTENT)
+        return Decision(Verdict.REFUSED_REQUEST)
+
+    @staticmethod
+    def request_fault(status: int | None) -> Literal["credentials", "endpoint"] | None:
+        """Which settings a final status blames: who we are, where we send, or neither."""
+        if status in CREDENTIALS_STATUSES:
+            return "credentials"
+        if status is not None and (status in ENDPOINT_STATUSES or 300 <= status < 400):
+            return "endpoint"
+        return None
 
     def delay(
         self,
@@ -273,14 +316,49 @@ class DryRunSender:
         self._writer.close()
 
 
+class Origin(msgspec.Struct, frozen=True, gc=False):
+    """Where an item came from: enough to count it, blame it, or dead-letter its record."""
+
+    stream: str
+    sink: str
+    position: int
+    record: Mapping[str, object]
+
+
 @dataclass
 class Part:
-    """A slice of one sink's batch: items of one kind, where they came from, and who to tell."""
+    """A slice of one sink's batch: items of one kind and the origin of each."""
 
     kind: str
-    items: list[Any]
-    origins: list[Any]
-    owner: Any  # the sink: receives `delivered(stats)` and `rejected(origin, reason)`
+    items: list[object]
+    origins: list[Origin]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A request the API accepted; each group is one part's origins (one stream's items)."""
+
+    groups: list[list[Origin]]
+    retries: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record the API refused alone, for its content."""
+
+    origin: Origin
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A request that failed for good: the run ends, these records were not delivered."""
+
+    error: BaseException
+    undelivered: list[Origin]
+
+
+Outcome = Delivered | Refused | Failed
 
 
 class Api(Protocol):
@@ -288,7 +366,7 @@ class Api(Protocol):
 
     name: str
 
-    def split(self, kind: str, items: Sequence[Any]) -> Iterable[tuple[int, int]]: ...
+    def split(self, kind: str, items: Sequence[object]) -> Iterable[tuple[int, int]]: ...
 
     def request_for(self, parts: Sequence[Part]) -> Request: ...
 
@@ -300,12 +378,19 @@ class Api(Protocol):
     endpoint_hint: str
 
 
+def _nothing() -> None:
+    """The default of `while_waiting`."""
+
+
 @dataclass
 class Delivery:
     """Per-API outbox: workers take parts, pace, send, retry, isolate poison records.
 
-    `max_pending_parts` bounds what is handed over but not yet delivered: a sink that
-    runs ahead of the API waits in `submit` (backpressure), so memory stays flat.
+    Workers only send and put outcome values on `outcomes`; the reading thread applies
+    them (counts, invalid-record policy, dead letters). `max_pending_parts` bounds what is
+    handed over but not yet delivered: a sink that runs ahead of the API waits in `submit`
+    (backpressure), so memory stays flat; `while_waiting` runs on the waiting thread each
+    time a part finishes, so outcomes are applied while it waits.
     """
 
     api: Api
@@ -315,36 +400,49 @@ class Delivery:
     redactor: Redactor
     workers: int
     max_pending_parts: int
-    sleep: Callable[[float], None] = time.sleep
+    outcomes: queue.SimpleQueue[Outcome] = field(default_factory=queue.SimpleQueue)
     _queue: deque[Part] = field(default_factory=deque)
     _pending: int = 0
     _claimed: int = 0
     _failure: BaseException | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _closed: bool = False
-    _cond: threading.Condition = field(
-        default_factory=lambda: threading.Condition(threading.RLock())
-    )
+    _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def submit(self, kind: str, items: list[Any], origins: list[Any], owner: Any) -> None:
+    def submit(
+        self,
+        kind: str,
+        items: list[object],
+        origins: list[Origin],
+        *,
+        while_waiting: Callable[[], None] = _nothing,
+    ) -> None:
         """Queue a batch for sending; blocks while too much is pending; raises a past failure."""
         for start, end in self.api.split(kind, items):
-            part = Part(kind, items[start:end], origins[start:end], owner)
+            part = Part(kind, items[start:end], origins[start:end])
             with self._cond:
-                self._cond.wait_for(
-                    lambda: self._failure is not None or self._pending < self.max_pending_parts
-                )
-                self._raise_failure()
+                self._wait(lambda: self._pending < self.max_pending_parts, while_waiting)
                 self._queue.append(part)
                 self._pending += 1
                 self._start_workers()
                 self._cond.notify_all()
 
-    def flush(self) -> None:
+    def flush(self, *, while_waiting: Callable[[], None] = _nothing) -> None:
         """Wait until everything submitted is delivered or set aside; raise the first failure."""
         with self._cond:
-            self._cond.wait_for(lambda: self._failure is not None or self._pending == 0)
-            self._raise_failure()
+            self._wait(lambda: self._pending == 0, while_waiting)
+
+    def _wait(self, ready: Callable[[], bool], while_waiting: Callable[[], None]) -> None:
+        """Wait (lock held) until `ready` or a failure, running `while_waiting` unlocked
+        each time a part finishes; raise the failure."""
+        while self._failure is None and not ready():
+            self._cond.wait()
+            self._cond.release()
+            try:
+                while_waiting()
+            finally:
+                self._cond.acquire()
+        self._raise_failure()
 
     def close(self) -> None:
         """Let in-flight requests finish; drop what was never started (the run is ending,
@@ -400,6 +498,8 @@ class Delivery:
             try:
                 self._deliver(parts, paced=True)
             except BaseException as error:  # surfaced to the reading thread by submit/flush
+                undelivered = [origin for part in parts for origin in part.origins]
+                self.outcomes.put(Failed(error, undelivered))
                 with self._cond:
                     self._failure = self._failure or error
             finally:
@@ -409,23 +509,13 @@ class Delivery:
 
     def _deliver(self, parts: list[Part], *, paced: bool = False) -> None:
         """Send parts as one request; on a content refusal, isolate the records refused."""
-        answer, retries = self._send(self.api.request_for(parts), paced=paced)
-        if answer.ok:
-            _report_delivered(parts, retries)
-            return
-        if not self._is_content_refusal(answer):
+        answer, decision, retries = self._send(parts, paced=paced)
+        if decision.verdict is Verdict.DELIVERED:
+            self._delivered(parts, retries)
+        elif decision.verdict is Verdict.REFUSED_CONTENT:
+            self._isolate(parts, answer)
+        else:
             raise self._error(answer, retries, parts)
-        self._isolate(parts, answer)
-
-    def _is_content_refusal(self, answer: Answer) -> bool:
-        """A final 4xx about what was sent (400, 413, 422...), not about where or who."""
-        status = answer.status
-        return (
-            status is not None
-            and 400 <= status < 500
-            and status not in ENDPOINT_STATUSES
-            and not self.policy.is_retryable(status)
-        )
 
     def _isolate(self, parts: list[Part], answer: Answer) -> None:
         """Group testing: halve the refused set, send one half, keep the half that must fail.
@@ -443,11 +533,11 @@ class Delivery:
             half = len(suspects) // 2
             first, second = suspects[:half], suspects[half:]
             trial_parts = _regroup(first)
-            trial, retries = self._send(self.api.request_for(trial_parts))
-            if trial.ok:
-                _report_delivered(trial_parts, retries)
+            trial, decision, retries = self._send(trial_parts)
+            if decision.verdict is Verdict.DELIVERED:
+                self._delivered(trial_parts, retries)
                 suspects = second
-            elif not self._is_content_refusal(trial):
+            elif decision.verdict is not Verdict.REFUSED_CONTENT:
                 raise self._error(trial, retries, parts)
             else:
                 set_aside += second
@@ -455,40 +545,39 @@ class Delivery:
         part, index = suspects[0]
         body = self.redactor.text(last.body)[:300]
         reason = f"{self.api.name} refused it alone: HTTP {last.status}, body {body!r}"
-        part.owner.rejected(part.origins[index], reason)
+        self.outcomes.put(Refused(part.origins[index], reason))
         if set_aside:
             self._deliver(_regroup(set_aside))
 
-    def _send(self, request: Request, *, paced: bool = False) -> tuple[Answer, int]:
-        """One request with retries; returns the final answer and the retries it took."""
+    def _delivered(self, parts: list[Part], retries: int) -> None:
+        self.outcomes.put(Delivered([part.origins for part in parts], retries))
+
+    def _send(self, parts: list[Part], *, paced: bool = False) -> tuple[Answer, Decision, int]:
+        """One request with retries, built once through the API; returns the final answer,
+        the policy's verdict on it and the retries it took."""
+        request = self.api.request_for(parts)
         retries = 0
         while True:
             if not paced or retries:
                 self.pacer.wait()
             answer = self.sender.attempt(request)
-            retryable = answer.status is None or self.policy.is_retryable(answer.status)
-            if answer.ok or not retryable or retries >= self.policy.max_retries:
-                return answer, retries
-            retries += 1
-            delay = self.policy.delay(retries, answer.retry_after)
-            if answer.status == 429 and answer.retry_after is not None:
-                self.pacer.hold(delay)
+            decision = self.policy.decide(answer, retries)
+            if decision.verdict is Verdict.HOLD:
+                self.pacer.hold(decision.delay)
+            elif decision.verdict is Verdict.RETRY:
+                time.sleep(decision.delay)
             else:
-                self.sleep(delay)
-
-    def _settings_hint(self, status: int | None) -> str:
-        if status in (401, 403):
-            return self.api.credentials_hint
-        if status is not None and (status in (404, 405) or 300 <= status < 400):
-            return self.api.endpoint_hint
-        return ""
+                return answer, decision, retries
+            retries += 1
 
     def _error(self, answer: Answer, retries: int, parts: list[Part]) -> ApiError:
-        where = "; ".join(part.owner.describe(part.origins) for part in parts)
-        hint = self._settings_hint(answer.status)
+        where = "; ".join(describe(part.origins) for part in parts)
+        fault = self.policy.request_fault(answer.status)
+        hint = {"credentials": self.api.credentials_hint, "endpoint": self.api.endpoint_hint}
+        hint_text = hint[fault] if fault else ""
         body = self.redactor.text(answer.body)
-        if hint:
-            body = f"{body} ({hint})" if body else hint
+        if hint_text:
+            body = f"{body} ({hint_text})" if body else hint_text
         return ApiError(
             self.api.name,
             answer.status,
@@ -499,18 +588,20 @@ class Delivery:
         )
 
 
+def describe(origins: Sequence[Origin]) -> str:
+    """The records of one part, for messages: stream and position range."""
+    positions = [origin.position for origin in origins]
+    return (
+        f"stream '{origins[0].stream}' records #{min(positions)}-#{max(positions)}"
+        f" ({len(positions)} records)"
+    )
+
+
 def _regroup(members: list[tuple[Part, int]]) -> list[Part]:
     """Rebuild parts (one per original part and kind) from (part, index) members."""
     grouped: dict[int, Part] = {}
     for part, index in members:
-        target = grouped.setdefault(id(part), Part(part.kind, [], [], part.owner))
+        target = grouped.setdefault(id(part), Part(part.kind, [], []))
         target.items.append(part.items[index])
         target.origins.append(part.origins[index])
     return list(grouped.values())
-
-
-def _report_delivered(parts: list[Part], retries: int) -> None:
-    """Each stream whose items rode in the request counts it (a merged Skalin request counts
-    for both its identities' and its features' stream)."""
-    for part in parts:
-        part.owner.delivered(SendStats(1, retries, len(part.items)))

@@ -7,17 +7,56 @@ import threading
 
 import pytest
 
-from target_usage.transport import RETRYABLE_STATUSES, Pacer, RetryPolicy, parse_retry_after
+from target_usage.transport import (
+    Answer,
+    Pacer,
+    RetryPolicy,
+    Verdict,
+    parse_retry_after,
+)
 
 
-@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
-def test_transient_statuses_are_retried(status: int) -> None:
-    assert RetryPolicy().is_retryable(status)
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599, None])
+def test_transient_statuses_and_network_errors_are_retried(status: int | None) -> None:
+    assert RetryPolicy().decide(Answer(status), retries=0).verdict is Verdict.RETRY
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422, 501, 505])
-def test_final_statuses_are_not_retried(status: int) -> None:
-    assert status not in RETRYABLE_STATUSES
+@pytest.mark.parametrize("status", [408, 429, 503, None])
+def test_retries_are_exhausted_after_max_retries(status: int | None) -> None:
+    policy = RetryPolicy(max_retries=2)
+    assert policy.decide(Answer(status), retries=1).verdict is Verdict.RETRY
+    assert policy.decide(Answer(status), retries=2).verdict is Verdict.GAVE_UP
+
+
+def test_a_429_with_retry_after_holds_every_worker_for_the_time_asked() -> None:
+    decision = RetryPolicy().decide(Answer(429, retry_after="7"), retries=0)
+    assert (decision.verdict, decision.delay) == (Verdict.HOLD, 7.0)
+    assert RetryPolicy().decide(Answer(503, retry_after="7"), retries=0).verdict is Verdict.RETRY
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_final_client_statuses_refuse_the_content(status: int) -> None:
+    assert RetryPolicy().decide(Answer(status), retries=0).verdict is Verdict.REFUSED_CONTENT
+
+
+@pytest.mark.parametrize(
+    ("status", "fault"),
+    [
+        (401, "credentials"),
+        (403, "credentials"),
+        (404, "endpoint"),
+        (405, "endpoint"),
+        (302, "endpoint"),
+        (501, None),
+        (505, None),
+    ],
+)
+def test_final_statuses_about_the_request_are_not_retried_nor_split(
+    status: int, fault: str | None
+) -> None:
+    policy = RetryPolicy()
+    assert policy.decide(Answer(status), retries=0).verdict is Verdict.REFUSED_REQUEST
+    assert policy.request_fault(status) == fault
 
 
 def test_backoff_doubles_from_half_a_second_with_jitter_and_a_cap() -> None:
