@@ -19,6 +19,7 @@ from target_usage.catalogue import SINKS
 from target_usage.errors import InvalidRecordError
 from target_usage.outcomes import OutcomeStep, StreamSchema
 from target_usage.report import RunReport
+from target_usage.sdk_seams import SinkSeams
 from target_usage.transport import Api as DeliveryApi
 from target_usage.transport import Origin
 
@@ -55,7 +56,7 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[dict[str, Any]], Any]
         raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
 
 
-class UsageSink(BatchSink):
+class UsageSink(SinkSeams):
     """Shared behaviour of the six sinks; a subclass only names its kind."""
 
     kind: ClassVar[str]
@@ -76,15 +77,6 @@ class UsageSink(BatchSink):
         its schema follows `invalid_records` like any other bad record."""
         self._check_schema = compile_validator(self.schema) if self.validate_schema else None
         return None
-
-    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:
-        """Leave values as the tap sent them.
-
-        The builders parse the timestamps they use (with a clear invalid-record error when
-        one is unreadable), and every other value should reach the API, or the dead-letter
-        file, unchanged. The SDK's pass would parse every date-time column of every record,
-        the largest single cost of the read path, only for the builders to parse it again.
-        """
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         self._position += 1

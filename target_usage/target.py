@@ -5,12 +5,9 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-from singer_sdk import Target
-from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
@@ -21,8 +18,8 @@ from target_usage.errors import TargetUsageError
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outcomes import OutcomeStep
 from target_usage.outputs import JsonlWriter, Redactor
-from target_usage.records import encode_json
 from target_usage.report import RunReport
+from target_usage.sdk_seams import Interrupted, TargetSeams
 from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
 from target_usage.skalin import SkalinApi
 from target_usage.transport import (
@@ -50,55 +47,11 @@ def route(stream: str, stream_sinks: Mapping[str, str]) -> str | None:
     return None
 
 
-class Interrupted(Exception):
-    """A termination signal arrived while a message was being processed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
-class UsageReader(MsgSpecReader):
-    """The SDK's msgspec reader, telling which input line is not JSON (and not echoing it),
-    and stopping between messages when a termination signal asks it to.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.line_number = 0
-        self.busy = False
-        self.stop_signal: int | None = None
-
-    def process_lines(self, file_input: Any, callbacks: Any) -> Any:
-        return super().process_lines(self._between_messages(file_input), callbacks)
-
-    def _between_messages(self, file_input: Any) -> Iterator[str]:
-        """Yield lines; between two messages (never inside one) honour a pending stop."""
-        for line in file_input or self.default_input:
-            self.busy = True
-            yield line
-            self.busy = False
-            if self.stop_signal is not None:
-                raise Interrupted(self.stop_signal)
-
-    def deserialize_json(self, line: str) -> dict:
-        self.line_number += 1
-        try:
-            return decoder.decode(line)  # type: ignore[no-any-return]
-        except msgspec.DecodeError as error:
-            msg = (
-                f"Input line {self.line_number} is not a JSON Singer message ({error}; it "
-                f"starts {line[:80]!r}). Check the tap's output. No STATE was emitted past it."
-            )
-            raise InvalidInputLine(msg) from None
-
-
-class TargetUsage(Target):
+class TargetUsage(TargetSeams):
     """Routes each stream to a sink and delivers its records to Skalin or Hull."""
 
     name = "target-usage"
     config_jsonschema = settings.CONFIG_SCHEMA
-    message_reader_class = UsageReader
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,21 +69,6 @@ class TargetUsage(Target):
         self._deliveries: dict[str, Delivery] = {}
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
         self._stop_progress = threading.Event()
-
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The SDK's checks, with secret values kept out of its messages.
-
-        A secret of the wrong type (a digits-only secret left unquoted) would otherwise be
-        echoed: "987650... is not of type 'string'".
-        """
-        redactor = Redactor(settings.secret_values(self._config))
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as error:
-            raise ConfigValidationError(
-                redactor.text(str(error)), errors=[redactor.text(e) for e in error.errors]
-            ) from None
-        return [redactor.text(e) for e in errors]
 
     # Routing
 
@@ -233,17 +171,14 @@ class TargetUsage(Target):
 
     # STATE and the end of the run
 
-    def _write_state_message(self, state: dict) -> None:
-        """Emit STATE as received (Decimals and floats kept); never in a dry run.
+    def before_state(self) -> bool:
+        """Deliver everything read so far; no STATE at all in a dry run.
 
         A dry run delivered nothing, so STATE would move Meltano's bookmarks past records
         that were never sent.
         """
         self.flush_deliveries()
-        if self.config["dry_run"]:
-            return
-        sys.stdout.write(encode_json(state).decode() + "\n")
-        sys.stdout.flush()
+        return not self.config["dry_run"]
 
     def process_endofpipe(self) -> None:
         self.message_reader.busy = True  # a signal now lets this final drain finish
@@ -274,7 +209,7 @@ class TargetUsage(Target):
             cls.logger.error("%s", error)
             sys.exit(1)
 
-    def _handle_termination(self, signum: int, frame: Any) -> None:
+    def on_signal(self, signum: int) -> None:
         """Deliver what was read, emit the STATE that covers it, exit 128+signal.
 
         Inside a message (a drain may be waiting on backpressure) the handler only asks the
