@@ -10,7 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from tests.conftest import HULL_SECRET, record_message, schema_message, to_text
+from tests.harness import HULL_SECRET, encode, record_message, schema_message
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -50,7 +50,7 @@ def test_config_env_reads_every_setting_from_target_usage_variables(tmp_path: Pa
         record_message("product_events", {"email": "ada@example.com", "event": "Exported"}),
     ]
 
-    done = run_module("--config=ENV", env=env, cwd=tmp_path, stdin=to_text(messages))
+    done = run_module("--config=ENV", env=env, cwd=tmp_path, stdin=encode(messages).decode())
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""  # a dry run emits no STATE

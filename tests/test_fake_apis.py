@@ -14,7 +14,7 @@ import jwt
 import pytest
 import requests
 
-from tests.fake_apis import FakeHull, FakeSkalin, Fault, Received
+from tests.fakes import FakeHull, FakeSkalin, Fault, Received
 
 CLIENT_ID = "cid-0001"
 ORG = "acme.hullapp.io"

@@ -11,7 +11,8 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from target_usage.hull import HullApi
 from target_usage.target import TargetUsage
-from tests.conftest import (
+from tests.fakes import FakeHull, FakeSkalin, Fault
+from tests.harness import (
     CLIENT_ID,
     HULL_SECRET,
     record_message,
@@ -20,7 +21,6 @@ from tests.conftest import (
     singer_lines,
     state_message,
 )
-from tests.fake_apis import FakeHull, FakeSkalin, Fault
 
 
 def tracks(n: int) -> list[dict]:

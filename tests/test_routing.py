@@ -6,7 +6,7 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_usage.target import TargetUsage, route
-from tests.conftest import record_message, schema_message
+from tests.harness import record_message, schema_message
 from tests.test_docs import settings_table
 
 

@@ -15,7 +15,7 @@ from singer_sdk.testing.suites import SingerTestSuite
 from singer_sdk.testing.templates import TargetFileTestTemplate
 
 from target_usage.target import TargetUsage
-from tests.fake_apis import FakeSkalin
+from tests.fakes import FakeSkalin
 
 SERVER = FakeSkalin(client_id="sdk-client").__enter__()
 STANDARD_STREAMS = sorted(

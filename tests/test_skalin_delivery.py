@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from target_usage.errors import ApiError, RejectedRecordError
-from tests.conftest import (
+from tests.fakes import FakeSkalin, Fault
+from tests.harness import (
     CLIENT_ID,
     record_message,
     run_cli,
@@ -19,7 +20,6 @@ from tests.conftest import (
     singer_lines,
     state_message,
 )
-from tests.fake_apis import FakeSkalin, Fault
 
 
 def features(n: int, start: int = 0) -> list[dict]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import record_message, run_cli, schema_message, singer_lines, state_message
-from tests.fake_apis import FakeSkalin, Fault
+from tests.fakes import FakeSkalin, Fault
+from tests.harness import record_message, run_cli, schema_message, singer_lines, state_message
 
 # Written by hand: exact decimals and long numbers must come back as the tap wrote them.
 RAW_STATE = (

@@ -8,17 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.fake_apis import FakeHull, FakeSkalin
+from tests.fakes import FakeHull, FakeSkalin
 from tests.faults import render_reliability
 from tests.faults.harness import (
-    CLIENT_ID,
-    HULL_CONNECTOR,
-    HULL_ORG,
-    SECRET,
     Ledger,
-    Message,
     Outcome,
-    Run,
     Servers,
     accepted_items,
     after_last_state,
@@ -26,9 +20,9 @@ from tests.faults.harness import (
     base_config,
     dead_records,
     records_of,
-    run_cli,
     skipped_count,
 )
+from tests.harness import CLIENT_ID, HULL_CONNECTOR, HULL_ORG, HULL_SECRET, Message, Run, run_cli
 
 
 class Bench:
@@ -81,7 +75,7 @@ class Bench:
         """What a user does after a failed run: rerun from its last STATE, server healthy."""
         self.servers.heal()
         run = self.run(config, after_last_state(messages, first.states))
-        assert run.exit_code == 0, run.err
+        assert run.exit_code == 0, run.stderr
         return run
 
     def outcome(self, row: str, **kwargs: Any) -> Outcome:
@@ -99,7 +93,7 @@ class Bench:
 def servers() -> Iterator[Servers]:
     with (
         FakeSkalin(client_id=CLIENT_ID) as skalin,
-        FakeHull(HULL_ORG, HULL_CONNECTOR, SECRET) as hull,
+        FakeHull(HULL_ORG, HULL_CONNECTOR, HULL_SECRET) as hull,
     ):
         yield Servers(skalin, hull)
         assert skalin.violations == []

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -30,30 +28,23 @@ from typing import Any
 
 import jwt
 
-from tests.fake_apis import FakeHull, FakeServer, FakeSkalin
-
-# Recognisable values: the secret must never show up in any output; the client id is
-# not a secret (it is in every URL) but is recognisable too.
-SECRET = "SECRET-hull-0123456789abcdef-XYZ"
-CLIENT_ID = "CLIENT-skalin-recognisable-0001"
-HULL_ORG = "faults.hullapp.io"
-HULL_CONNECTOR = "connector-faults-0001"
-ANY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": True}
-RUN_TIMEOUT_SECONDS = 60.0
-
-Message = dict[str, Any] | str
-
+from tests.fakes import FakeHull, FakeServer, FakeSkalin
+from tests.harness import (
+    HULL_SECRET,
+    RUN_TIMEOUT_SECONDS,
+    Message,
+    Run,
+    clean_env,
+    command,
+    encode,
+    hull_settings,
+    record_message,
+    schema_message,
+    skalin_settings,
+    states_of,
+)
 
 # Singer input
-
-
-def schema(stream: str, properties: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = ANY_SCHEMA if properties is None else {"type": "object", "properties": properties}
-    return {"type": "SCHEMA", "stream": stream, "schema": body, "key_properties": []}
-
-
-def record(stream: str, row: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "RECORD", "stream": stream, "record": row}
 
 
 def state(n: int) -> dict[str, Any]:
@@ -94,20 +85,13 @@ def lines(
     stream: str, rows: Sequence[dict[str, Any]], *, state_every: int | None = None
 ) -> list[Message]:
     """SCHEMA, the RECORDs, a STATE after every `state_every` records and at the end."""
-    out: list[Message] = [schema(stream)]
+    out: list[Message] = [schema_message(stream)]
     for n, row in enumerate(rows, 1):
-        out.append(record(stream, row))
+        out.append(record_message(stream, row))
         if state_every and n % state_every == 0 and n != len(rows):
             out.append(state(n))
     out.append(state(len(rows)))
     return out
-
-
-def encode(messages: Iterable[Message]) -> bytes:
-    return b"".join(
-        (m if isinstance(m, str) else json.dumps(m, separators=(",", ":"))).encode() + b"\n"
-        for m in messages
-    )
 
 
 def records_of(messages: Iterable[Message]) -> list[dict[str, Any]]:
@@ -187,88 +171,13 @@ def accepted_items(server: FakeServer, since: int = 0) -> list[tuple[str, str]]:
 # Running the CLI
 
 
-@dataclass
-class Run:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-    states: list[Any]
-    seconds: float
-
-    @property
-    def err(self) -> str:
-        return self.stderr.decode(errors="replace")
-
-    @property
-    def stray(self) -> list[str]:
-        """stdout lines that are not JSON: anything there corrupts the Singer stream."""
-        return [line for line in self.states if isinstance(line, str)]
-
-
 def base_config(servers: Servers, workdir: Path) -> dict[str, Any]:
     """Both APIs configured (so the secret is loaded in every run), few retries."""
     return {
-        "skalin_url": servers.skalin.url,
-        "skalin_client_id": CLIENT_ID,
-        "hull_firehose_url": servers.hull.url,
-        "hull_organization": HULL_ORG,
-        "hull_connector_id": HULL_CONNECTOR,
-        "hull_connector_secret": SECRET,
-        "dead_letter_path": str(workdir / "rejected.jsonl"),
-        "dry_run_path": str(workdir / "requests.jsonl"),
-        "max_retries": 3,
-        "request_timeout": 5,
+        **skalin_settings(servers.skalin.url, workdir),
+        **hull_settings(servers.hull.url, workdir),
         "progress_interval": 0,
     }
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment without settings or logging overrides that would change a run."""
-    kept = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("TARGET_USAGE_") and k != "SINGER_SDK_LOG_CONFIG"
-    }
-    return {**kept, **(extra or {})}
-
-
-def _command(config: dict[str, Any], workdir: Path) -> list[str]:
-    path = workdir / "config.json"
-    path.write_text(json.dumps(config))
-    return [sys.executable, "-m", "target_usage", "--config", str(path)]
-
-
-def _states(stdout: bytes) -> list[Any]:
-    """STATE values from stdout; a line that is not JSON is kept as text (see `stray`)."""
-    found: list[Any] = []
-    for line in stdout.decode(errors="replace").splitlines():
-        if line.strip():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                found.append(line)
-    return found
-
-
-def run_cli(
-    config: dict[str, Any],
-    messages: Iterable[Message],
-    workdir: Path,
-    *,
-    env: dict[str, str] | None = None,
-) -> Run:
-    started = time.monotonic()
-    done = subprocess.run(
-        _command(config, workdir),
-        input=encode(messages),
-        capture_output=True,
-        timeout=RUN_TIMEOUT_SECONDS,
-        cwd=workdir,
-        env=clean_env(env),
-        check=False,
-    )
-    stdout = done.stdout
-    return Run(done.returncode, stdout, done.stderr, _states(stdout), time.monotonic() - started)
 
 
 def run_cli_interrupted(
@@ -294,7 +203,7 @@ def run_cli_interrupted(
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
-            _command(config, workdir),
+            command(config, workdir),
             stdin=subprocess.PIPE,
             stdout=out,
             stderr=err,
@@ -344,12 +253,12 @@ def run_cli_interrupted(
             if proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
-    stdout = out_path.read_bytes()
+    stdout = out_path.read_bytes().decode(errors="replace")
     return Run(
         proc.returncode,
         stdout,
-        err_path.read_bytes(),
-        _states(stdout),
+        err_path.read_bytes().decode(errors="replace"),
+        states_of(stdout),
         time.monotonic() - started,
     )
 
@@ -462,17 +371,18 @@ SUMMARY_SKIPPED = re.compile(r"(\d+) skipped, \d+ dead-lettered")
 
 def skipped_count(run: Run) -> int:
     """Records skipped by the policy, from the run summary on stderr."""
-    return sum(int(n) for n in SUMMARY_SKIPPED.findall(run.err))
+    return sum(int(n) for n in SUMMARY_SKIPPED.findall(run.stderr))
 
 
 def assert_no_secret(run: Run, *files: Path) -> None:
     """The connector secret is in no byte of stdout, stderr or any file the run wrote."""
-    needle = SECRET.encode()
-    assert needle not in run.stdout, "the secret leaked to stdout"
-    assert needle not in run.stderr, "the secret leaked to stderr"
+    assert HULL_SECRET not in run.stdout, "the secret leaked to stdout"
+    assert HULL_SECRET not in run.stderr, "the secret leaked to stderr"
     for path in files:
         if path.exists():
-            assert needle not in path.read_bytes(), f"the secret leaked to {path.name}"
+            assert HULL_SECRET.encode() not in path.read_bytes(), (
+                f"the secret leaked to {path.name}"
+            )
 
 
 def kill_signal_name(code: int) -> str:

@@ -17,23 +17,20 @@ from typing import Any
 
 import pytest
 
-from tests.fake_apis import FakeSkalin, Fault, Received
+from tests.fakes import FakeSkalin, Fault, Received
 from tests.faults.conftest import Bench
 from tests.faults.harness import (
-    CLIENT_ID,
-    Run,
     accepted_items,
     dead_letters,
     feature,
     key,
     lines,
-    record,
     run_cli_interrupted,
-    schema,
     state,
     track,
     traits,
 )
+from tests.harness import CLIENT_ID, Run, record_message, schema_message
 
 REFUSAL = b'{"error": "unknown contact"}'
 # Record #50 of 100: the position whose isolation costs the most (7 tests + 1 final send).
@@ -62,10 +59,10 @@ def test_503_storm_on_skalin_is_retried_until_delivered(bench: Bench) -> None:
     bench.start(messages)
     bench.skalin.faults += [Fault.status(503, b"overloaded")] * 3
     run = bench.run(bench.config(), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.skalin.requests) == 2 + 3
     assert run.states == [state(200)["value"]]
-    assert "(3 retries)" in run.err
+    assert "(3 retries)" in run.stderr
     bench.outcome("skalin-503-storm", exit_code=run.exit_code)
 
 
@@ -74,7 +71,7 @@ def test_503_storm_on_hull_is_retried_until_delivered(bench: Bench) -> None:
     bench.start(messages)
     bench.hull.faults += [Fault.status(503, b"overloaded")] * 3
     run = bench.run(bench.config(), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.hull.requests) == 2 + 3
     assert run.states == [state(200)["value"]]
     bench.outcome("hull-503-storm", exit_code=run.exit_code)
@@ -89,7 +86,7 @@ def test_429_retry_after_seconds_holds_back_every_request(bench: Bench) -> None:
     bench.skalin.latency = 0.2
     bench.skalin.faults.append(Fault.status(429, b"slow down", retry_after="1"))
     run = bench.run(bench.config(skalin_requests_per_second=2), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.skalin.requests) == 4
     answered = bench.skalin.requests[0].at + 0.2
     starts = [r.at - answered for r in bench.skalin.requests[1:]]
@@ -115,7 +112,7 @@ def test_429_retry_after_as_http_date_is_honoured(bench: Bench) -> None:
     bench.start(messages)
     bench.skalin.fault_when = once
     run = bench.run(bench.config(skalin_requests_per_second=2), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.skalin.requests) == 4
     first = bench.skalin.requests[0]
     retry = next(r for r in bench.skalin.requests[1:] if r.body == first.body)
@@ -128,7 +125,7 @@ def test_a_retry_after_longer_than_the_cap_waits_only_the_cap(bench: Bench) -> N
     bench.start(messages)
     bench.skalin.faults.append(Fault.status(429, b"come back in an hour", retry_after="3600"))
     run = bench.run(bench.config(retry_after_cap=1), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert 0.95 <= retry_gap(bench.skalin.requests) < 5
     assert run.seconds < 15
     bench.outcome("skalin-retry-after-cap", exit_code=run.exit_code)
@@ -141,7 +138,7 @@ def test_an_answer_slower_than_request_timeout_is_resent_with_identical_ids(
     bench.start(messages)
     bench.skalin.faults.append(Fault.delay(1.5))
     run = bench.run(bench.config(request_timeout=0.5), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.skalin.requests) == 3
     # The slow request was stored after the client gave up on it: 100 items twice.
     assert len(bench.skalin.features) == 300
@@ -156,8 +153,8 @@ def test_retries_exhausted_stop_the_run_without_state(bench: Bench) -> None:
     run = bench.run(bench.config(max_retries=2), messages)
     assert run.exit_code == 1
     assert run.states == []
-    assert "failed after 3 attempt(s): HTTP 503" in run.err
-    assert "still down" in run.err
+    assert "failed after 3 attempt(s): HTTP 503" in run.stderr
+    assert "still down" in run.stderr
     rerun = bench.rerun(bench.config(), messages, run)
     bench.outcome("skalin-503-exhausted", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)
 
@@ -167,7 +164,7 @@ def test_a_connection_dropped_before_storing_is_resent(bench: Bench) -> None:
     bench.start(messages)
     bench.skalin.faults.append(Fault.drop_before())
     run = bench.run(bench.config(), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.skalin.requests) == 3
     bench.outcome("skalin-drop-before", exit_code=run.exit_code)
 
@@ -184,7 +181,7 @@ def test_a_connection_dropped_after_storing_is_resent_with_identical_ids(
     server = getattr(bench, api)
     server.faults.append(Fault.drop_after())
     run = bench.run(bench.config(), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     bodies = [r.body for r in server.accepted]
     assert len(bodies) == 3
     assert len(set(bodies)) == 2, "the resend must be the stored request, byte for byte"
@@ -236,7 +233,7 @@ def test_one_refused_record_in_100_is_isolated_and_dead_lettered(bench: Bench, a
     server.fault_when = refuse
     config = bench.config(invalid_records="dead_letter")
     run = bench.run(config, messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     extra = len(server.requests) - 1
     assert extra <= 8
     assert run.states == [state(100)["value"]]
@@ -260,7 +257,7 @@ def test_one_refused_record_in_100_is_isolated_and_dead_lettered(bench: Bench, a
         {**config, "dead_letter_path": str(bench.workdir / "again.jsonl")},
         [json.dumps(line) for line in letters],
     )
-    assert replay.exit_code == 0, replay.err
+    assert replay.exit_code == 0, replay.stderr
     again = server.accepted[marks[0] if api == "skalin" else marks[1] :]
     assert len(again) == 1
     if api == "skalin":
@@ -281,7 +278,7 @@ def test_one_refused_record_fails_the_run_by_default(bench: Bench, api: str) -> 
     assert run.states == []
     assert (
         f"Stream '{stream}', record #{POISON_POSITION}: {api_name} refused it alone: "
-        "HTTP 400, body " in run.err
+        "HTTP 400, body " in run.stderr
     )
     extra = len(server.requests) - 1
     assert extra <= 8
@@ -304,7 +301,7 @@ def test_a_server_refusing_everything_gets_every_record_dead_lettered(bench: Ben
     bench.start(messages)
     bench.hull.fault_when = lambda request: Fault.status(400, b'{"error": "bad batch"}')
     run = bench.run(bench.config(invalid_records="dead_letter"), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert run.states == [state(100)["value"]]
     measured = bench.outcome(
         "hull-400-everything",
@@ -324,8 +321,8 @@ def test_401_stops_the_run_naming_the_client_id(bench: Bench) -> None:
     run = bench.run(bench.config(), messages)
     assert run.exit_code == 1
     assert run.states == []
-    assert "HTTP 401" in run.err
-    assert "check skalin_client_id" in run.err
+    assert "HTTP 401" in run.stderr
+    assert "check skalin_client_id" in run.stderr
     # Stopped at once: one attempt per request, no retry.
     assert len(bench.skalin.requests) <= 2
     rerun = bench.rerun(bench.config(), messages, run)
@@ -337,7 +334,7 @@ def test_a_2xx_with_an_unexpected_body_counts_as_delivered(bench: Bench) -> None
     bench.start(messages)
     bench.skalin.fault_when = lambda request: Fault.ok_body(202, b"<html>maintenance</html>")
     run = bench.run(bench.config(), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert len(bench.skalin.requests) == 2
     assert run.states == [state(200)["value"]]
     bench.outcome("skalin-odd-2xx", exit_code=run.exit_code)
@@ -353,9 +350,9 @@ def test_a_redirect_to_another_host_is_never_followed(bench: Bench) -> None:
         run = bench.run(bench.config(), messages)
         assert run.exit_code == 1
         assert run.states == []
-        assert "HTTP 307" in run.err
-        assert "not followed" in run.err
-        assert "check skalin_url" in run.err
+        assert "HTTP 307" in run.stderr
+        assert "not followed" in run.stderr
+        assert "check skalin_url" in run.stderr
         assert elsewhere.requests == []
         rerun = bench.rerun(bench.config(), messages, run)
         assert elsewhere.requests == []
@@ -368,12 +365,12 @@ def test_a_redirect_to_another_host_is_never_followed(bench: Bench) -> None:
 def test_a_malformed_json_line_stops_the_run_naming_its_line(bench: Bench) -> None:
     good = lines("features", features(100), state_every=50)
     # Line 53: SCHEMA, 50 records and a STATE come first; record #51 is cut short.
-    assert good[52] == record("features", feature(51))
+    assert good[52] == record_message("features", feature(51))
     broken = [*good[:52], json.dumps(good[52])[:40], *good[53:]]
     bench.start(good)
     run = bench.run(bench.config(), broken)
     assert run.exit_code == 1
-    assert "Input line 53 is not a JSON Singer message" in run.err
+    assert "Input line 53 is not a JSON Singer message" in run.stderr
     assert run.states == []
     # The user fixes the tap's output and reruns from the last STATE (there is none).
     rerun = bench.rerun(bench.config(), good, run)
@@ -386,7 +383,7 @@ def test_a_record_before_its_schema_stops_the_run(bench: Bench) -> None:
     bench.start(good)
     run = bench.run(bench.config(), broken)
     assert run.exit_code == 1
-    assert "encountered before a corresponding schema" in run.err
+    assert "encountered before a corresponding schema" in run.stderr
     assert run.states == []
     assert bench.skalin.requests == []
     rerun = bench.rerun(bench.config(), good, run)
@@ -407,10 +404,13 @@ def test_a_record_failing_its_schema_is_dead_lettered_and_the_rest_delivered(
     }
     rows = [feature(n, seats=n) for n in range(1, 101)]
     rows[49]["seats"] = "fifty"
-    messages = [schema("features", properties), *lines("features", rows)[1:]]
+    messages = [
+        schema_message("features", {"type": "object", "properties": properties}),
+        *lines("features", rows)[1:],
+    ]
     bench.start(messages)
     run = bench.run(bench.config(invalid_records="dead_letter"), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     letters = dead_letters(bench.dead_letter_path)
     assert letters[0]["schema"]["properties"]["seats"] == {"type": "integer"}
     assert letters[1]["position"] == 50
@@ -425,8 +425,8 @@ def test_an_invalid_record_is_skipped_when_asked(bench: Bench) -> None:
     messages = lines("features", rows)
     bench.start(messages)
     run = bench.run(bench.config(invalid_records="skip"), messages)
-    assert run.exit_code == 0, run.err
-    assert "record #50 skipped" in run.err
+    assert run.exit_code == 0, run.stderr
+    assert "record #50 skipped" in run.stderr
     assert not bench.dead_letter_path.exists()
     measured = bench.outcome("input-invalid-skip", exit_code=run.exit_code)
     assert measured.skipped == 1
@@ -441,7 +441,7 @@ def test_a_10_mb_unknown_column_is_ignored_on_skalin(bench: Bench) -> None:
     messages = lines("features", rows)
     bench.start(messages)
     run = bench.run(bench.config(), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert max(len(r.body) for r in bench.skalin.requests) < 10_000
     bench.outcome("skalin-10mb-column", exit_code=run.exit_code)
 
@@ -452,7 +452,7 @@ def test_a_10_mb_trait_value_is_dead_lettered_on_hull(bench: Bench) -> None:
     messages = lines("traits", rows)
     bench.start(messages)
     run = bench.run(bench.config(invalid_records="dead_letter"), messages)
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     letters = dead_letters(bench.dead_letter_path)
     assert letters[1]["position"] == 2
     assert "trait 'notes' is" in letters[1]["reason"]
@@ -493,8 +493,8 @@ def test_a_signal_mid_run_delivers_what_was_read_and_states_exactly_that(
             when=accepted_at_least(bench, 3),
         )
     )
-    assert run.exit_code == code, run.err
-    assert f"Received signal {getattr(signal, signame).value}" in run.err
+    assert run.exit_code == code, run.stderr
+    assert f"Received signal {getattr(signal, signame).value}" in run.stderr
     assert len(run.states) == 1, run.stdout
     assert run.states[0]["bookmarks"]["faults"]["records"] >= STATE_EVERY
     assert_state_covers_only_delivered(bench, run)
@@ -550,7 +550,7 @@ def test_sigterm_while_the_outbox_is_full_states_only_what_was_delivered(bench: 
             pause=0,
         )
     )
-    assert run.exit_code == 143, run.err
+    assert run.exit_code == 143, run.stderr
     assert_state_covers_only_delivered(bench, run)
     rerun = bench.rerun(config, messages, run)
     bench.outcome(
@@ -563,7 +563,7 @@ def test_a_second_sigterm_while_draining_states_only_what_was_delivered(bench: B
     SIGTERM starts the final drain, which waits on the full outbox; a second SIGTERM (an
     impatient operator) arrives during that wait."""
     messages = lines("features", features(STREAMED_RECORDS), state_every=50)
-    last_fed = messages.index(record("features", feature(560))) + 1
+    last_fed = messages.index(record_message("features", feature(560))) + 1
     bench.start(messages)
     bench.skalin.latency = 0.5
     config = bench.config(batch_size_rows=100, max_concurrent_requests=1)
@@ -580,8 +580,8 @@ def test_a_second_sigterm_while_draining_states_only_what_was_delivered(bench: B
             again_after=0.2,
         )
     )
-    assert run.exit_code == 143, run.err
-    assert run.err.count("Received signal 15") == 2
+    assert run.exit_code == 143, run.stderr
+    assert run.stderr.count("Received signal 15") == 2
     assert_state_covers_only_delivered(bench, run)
     rerun = bench.rerun(config, messages, run)
     bench.outcome("skalin-sigterm-twice", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)

@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_apis import Fault, Received
+from tests.fakes import Fault, Received
 from tests.faults.conftest import Bench
-from tests.faults.harness import (
-    HULL_CONNECTOR,
-    HULL_ORG,
-    SECRET,
-    Run,
-    assert_no_secret,
-    dead_letters,
-    lines,
-    run_cli,
-    track,
-)
+from tests.faults.harness import assert_no_secret, dead_letters, lines, track
+from tests.harness import HULL_CONNECTOR, HULL_ORG, HULL_SECRET, Run, run_cli
 
 
 def tracks(n: int) -> list:
@@ -51,8 +42,8 @@ def test_an_error_body_echoing_the_secret_is_redacted(bench: Bench) -> None:
     bench.hull.fault_when = echo(401)
     run = bench.run(bench.config(), tracks(10))
     assert run.exit_code == 1
-    assert "bad token ***" in run.err
-    assert "Traceback" not in run.err  # user-facing errors print their message alone
+    assert "bad token ***" in run.stderr
+    assert "Traceback" not in run.stderr  # user-facing errors print their message alone
 
 
 def test_retries_exhausted_on_a_body_echoing_the_secret_are_redacted(bench: Bench) -> None:
@@ -60,8 +51,8 @@ def test_retries_exhausted_on_a_body_echoing_the_secret_are_redacted(bench: Benc
     bench.hull.fault_when = echo(503)
     run = bench.run(bench.config(max_retries=1), tracks(10))
     assert run.exit_code == 1
-    assert "failed after 2 attempt(s): HTTP 503" in run.err
-    assert "bad token ***" in run.err
+    assert "failed after 2 attempt(s): HTTP 503" in run.stderr
+    assert "bad token ***" in run.stderr
 
 
 @pytest.mark.parametrize("policy", ["dead_letter", "fail"])
@@ -70,19 +61,19 @@ def test_a_refusal_echoing_the_secret_is_redacted_in_the_reason(bench: Bench, po
     bench.hull.fault_when = echo(400, only_seq=7)
     run = bench.run(bench.config(invalid_records=policy), tracks(20))
     if policy == "dead_letter":
-        assert run.exit_code == 0, run.err
+        assert run.exit_code == 0, run.stderr
         dead = dead_letters(bench.dead_letter_path)[1]
         assert "bad token ***" in dead["reason"]
     else:
         assert run.exit_code == 1
-        assert "record #7: Hull refused it alone: HTTP 400" in run.err
-        assert "bad token ***" in run.err
+        assert "record #7: Hull refused it alone: HTTP 400" in run.stderr
+        assert "bad token ***" in run.stderr
 
 
 def test_a_dry_run_file_holds_no_secret(bench: Bench) -> None:
     bench.start(tracks(10))
     run = bench.run(bench.config(dry_run=True), tracks(10))
-    assert run.exit_code == 0, run.err
+    assert run.exit_code == 0, run.stderr
     assert run.states == []
     requests = [json.loads(x) for x in bench.dry_run_path.read_text().splitlines()]
     assert requests
@@ -100,8 +91,8 @@ def test_a_crash_traceback_holds_no_secret(bench: Bench) -> None:
     )
     run = bench.run(config, tracks(20))
     assert run.exit_code == 1
-    assert "Traceback" in run.err
-    assert "IsADirectoryError" in run.err
+    assert "Traceback" in run.stderr
+    assert "IsADirectoryError" in run.stderr
 
 
 def test_config_errors_hold_no_secret(bench: Bench) -> None:
@@ -109,7 +100,7 @@ def test_config_errors_hold_no_secret(bench: Bench) -> None:
     config = bench.config(hull_firehose_url="http://firehose.example.com")
     run = bench.run(config, tracks(1))
     assert run.exit_code != 0
-    assert "hull_firehose_url" in run.err
+    assert "hull_firehose_url" in run.stderr
 
 
 def test_a_secret_of_the_wrong_type_is_not_echoed_in_the_config_error(tmp_path: Path) -> None:
@@ -124,8 +115,8 @@ def test_a_secret_of_the_wrong_type_is_not_echoed_in_the_config_error(tmp_path: 
     }
     run = run_cli(config, [], tmp_path)
     assert run.exit_code != 0
-    assert "hull_connector_secret" in run.err
-    assert str(numeric) not in run.err
+    assert "hull_connector_secret" in run.stderr
+    assert str(numeric) not in run.stderr
 
 
 def urllib3_debug_log_config(workdir: Path) -> dict[str, str]:
@@ -156,22 +147,22 @@ def debug_run(bench: Bench, env: dict[str, str]) -> Run:
     bench.hull.fault_when = echo(400, only_seq=7)
     run = run_cli(bench.config(invalid_records="dead_letter"), tracks(30), bench.workdir, env=env)
     bench.servers.settle()
-    assert run.exit_code == 0, run.err
-    assert "urllib3.connectionpool" in run.err, "urllib3 debug logging did not switch on"
+    assert run.exit_code == 0, run.stderr
+    assert "urllib3.connectionpool" in run.stderr, "urllib3 debug logging did not switch on"
     assert "bad token ***" in dead_letters(bench.dead_letter_path)[1]["reason"]
     return run
 
 
 def test_urllib3_debug_logging_shows_no_secret(bench: Bench) -> None:
     run = debug_run(bench, urllib3_debug_log_config(bench.workdir))
-    assert '"POST / HTTP/1.1" 503' in run.err
+    assert '"POST / HTTP/1.1" 503' in run.stderr
     assert_no_secret(run, bench.dead_letter_path)
     assert run.stray == []
 
 
 def test_wire_debugging_keeps_the_secret_out_of_stderr(bench: Bench) -> None:
     run = debug_run(bench, wire_debug_sitecustomize(bench.workdir))
-    assert SECRET.encode() not in run.stderr
+    assert HULL_SECRET not in run.stderr
 
 
 def test_wire_debugging_keeps_the_secret_and_stray_lines_out_of_stdout(bench: Bench) -> None:
@@ -179,5 +170,5 @@ def test_wire_debugging_keeps_the_secret_and_stray_lines_out_of_stdout(bench: Be
     via sitecustomize): http.client would print() request headers, the Hull secret among
     them, to stdout, corrupting the STATE stream. The target's connections ignore it."""
     run = debug_run(bench, wire_debug_sitecustomize(bench.workdir))
-    assert SECRET.encode() not in run.stdout
+    assert HULL_SECRET not in run.stdout
     assert run.stray == []

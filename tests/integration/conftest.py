@@ -27,6 +27,8 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
+from tests.harness import clean_env
+
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "TARGET_USAGE_REQUIRE_INTEGRATION"
 PG_USER = "usage"
@@ -35,7 +37,7 @@ PG_PASSWORD = "usage-test-password"  # a throwaway local server
 PG_TIMEZONE = "Asia/Kolkata"
 MELTANO_TIMEOUT_SECONDS = 600
 # Variables that would leak the caller's settings into the pipelines under test.
-LEAKY_PREFIXES = ("TARGET_USAGE_", "TAP_POSTGRES_", "TAP_JSONL_", "MELTANO_")
+LEAKY_PREFIXES = ("TAP_POSTGRES_", "TAP_JSONL_", "MELTANO_")
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -51,8 +53,9 @@ def venv_executable(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LEAKY_PREFIXES)}
+def meltano_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The harness's clean environment, without the taps' and Meltano's settings either."""
+    env = clean_env(drop=LEAKY_PREFIXES)
     # The venv's bin first, so the plugins' `python` and our `target-usage` are the tested ones.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return {**env, **(extra or {})}
@@ -181,7 +184,7 @@ class MeltanoProject:
         done = subprocess.run(
             [self.meltano, *args],
             cwd=self.root,
-            env=clean_env(env),
+            env=meltano_env(env),
             capture_output=True,
             text=True,
             timeout=MELTANO_TIMEOUT_SECONDS,

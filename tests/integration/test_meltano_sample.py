@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CLIENT_ID, HULL_CONNECTOR, HULL_ORG, HULL_SECRET
-from tests.fake_apis import FakeHull, FakeSkalin
+from tests.fakes import FakeHull, FakeSkalin
+from tests.harness import CLIENT_ID, HULL_CONNECTOR, HULL_ORG, HULL_SECRET
 from tests.integration.conftest import (
     REPO,
     MeltanoProject,
-    clean_env,
+    meltano_env,
     project_copy,
     unavailable,
     venv_executable,
@@ -99,7 +99,7 @@ def test_tap_jsonl_piped_into_target_usage_delivers_the_sample(
     done = subprocess.run(
         ["bash", "-o", "pipefail", "-c", pipeline],
         cwd=tmp_path,
-        env=clean_env(),
+        env=meltano_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from target_usage.records import id16
-from tests.conftest import CLIENT_ID, HULL_CONNECTOR, HULL_ORG, HULL_SECRET
-from tests.fake_apis import FakeHull, FakeSkalin
+from tests.fakes import FakeHull, FakeSkalin
+from tests.harness import CLIENT_ID, HULL_CONNECTOR, HULL_ORG, HULL_SECRET
 from tests.integration import warehouse
 from tests.integration.conftest import MeltanoProject, Postgres
 
