@@ -1,5 +1,8 @@
 """Delivery to a strict loopback Skalin: batching, retries, pacing, concurrency, dry run,
-invalid-record policies and at-least-once, asserted on what the server received."""
+invalid-record policies and at-least-once, asserted on what the server received.
+
+Single faults (429, slow answers, drops, refused records, redirects, exhausted retries)
+have their home in the fault matrix (tests/faults/), which measures them through the CLI."""
 
 from __future__ import annotations
 
@@ -79,62 +82,6 @@ def test_transient_faults_are_retried_until_delivered(
     assert "in 1 requests (4 retries)" in run.stderr
 
 
-def test_retry_after_holds_back_every_request(
-    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
-) -> None:
-    skalin.faults.append(Fault.status(429, retry_after="1"))
-    run_target(skalin_config, singer_lines("features", features(10)))
-    first, retry = skalin.requests[0].at, skalin.requests[1].at
-    assert retry - first >= 0.95
-
-
-def test_slow_answer_past_request_timeout_is_retried(
-    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
-) -> None:
-    skalin.faults.append(Fault.delay(1.5))
-    config = {**skalin_config, "request_timeout": 0.5}
-    run_target(config, singer_lines("features", features(3)))
-    # The slow answer may still have been stored: a duplicate with the same eventIds.
-    ids = [f["eventId"] for f in skalin.features]
-    assert set(ids) == {f["eventId"] for f in skalin.features[-3:]}
-    assert len(skalin.requests) == 2
-
-
-def test_a_response_lost_after_storing_resends_identical_ids(
-    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
-) -> None:
-    skalin.faults.append(Fault.drop_after())
-    run_target(skalin_config, singer_lines("features", features(5)))
-    assert len(skalin.accepted) == 2
-    assert skalin.accepted[0].json == skalin.accepted[1].json
-
-
-def poison(request) -> Fault | None:
-    """Refuse, as Skalin would, any bulk holding the feature named 'poison'."""
-    features = (request.json or {}).get("features", [])
-    if any(f.get("name") == "poison" for f in features):
-        return Fault.status(400, body=b'{"error":"unknown contact"}')
-    return None
-
-
-def test_a_refused_batch_is_split_until_the_bad_record_is_isolated(
-    skalin: FakeSkalin, skalin_config: dict, run_target, tmp_path: Path
-) -> None:
-    skalin.fault_when = poison
-    rows = features(100)
-    rows[37] = {"email": "p@x.io", "name": "poison"}
-    config = {**skalin_config, "invalid_records": "dead_letter"}
-    run = run_target(config, [*singer_lines("features", rows), state_message({"n": 1})])
-    assert len(skalin.features) == 99
-    assert len(skalin.requests) - 1 <= 8  # extra requests to isolate one bad item in 100
-    dead = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
-    assert dead[1]["position"] == 38
-    assert dead[1]["record"]["name"] == "poison"
-    assert "Skalin refused it alone: HTTP 400" in dead[1]["reason"]
-    assert "unknown contact" in dead[1]["reason"]
-    assert run.states == [{"n": 1}]
-
-
 def test_identities_ride_along_in_features_requests(
     skalin: FakeSkalin, skalin_config: dict, run_target
 ) -> None:
@@ -151,23 +98,9 @@ def test_identities_ride_along_in_features_requests(
     assert len(skalin.accepted) <= 4
 
 
-def test_a_refused_record_fails_the_run_by_default(
-    skalin: FakeSkalin, skalin_config: dict, run_target, capsys
-) -> None:
-    skalin.fault_when = poison
-    rows = [*features(60), {"email": "p@x.io", "name": "poison"}, *features(59, 60)]
-    with pytest.raises(RejectedRecordError) as caught:
-        run_target(skalin_config, [*singer_lines("public-features", rows), state_message({})])
-    message = str(caught.value)
-    assert "Stream 'public-features', record #61: Skalin refused it alone: HTTP 400" in message
-    assert "unknown contact" in message
-    assert "poison" not in {f["name"] for f in skalin.features}
-    assert capsys.readouterr().out == ""
-
-
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(401, "check skalin_client_id"), (403, "check skalin_client_id"), (404, "check skalin_url")],
+    [(403, "check skalin_client_id"), (404, "check skalin_url")],
 )
 def test_auth_and_endpoint_errors_stop_at_once_naming_the_setting(
     skalin: FakeSkalin, skalin_config: dict, run_target, capsys, status: int, hint: str
@@ -181,22 +114,6 @@ def test_auth_and_endpoint_errors_stop_at_once_naming_the_setting(
     assert hint in message
     assert re.search(r"undelivered: stream 'public-features' records #\d+-#\d+", message)
     assert capsys.readouterr().out == ""
-
-
-def test_retries_are_bounded_by_max_retries(
-    skalin: FakeSkalin, skalin_config: dict, run_target, fast_backoff
-) -> None:
-    skalin.faults += [Fault.status(503)] * 10
-    with pytest.raises(ApiError, match=r"after 4 attempt\(s\): HTTP 503"):
-        run_target({**skalin_config, "max_retries": 3}, singer_lines("features", features(1)))
-    assert len(skalin.requests) == 4
-
-
-def test_redirects_are_not_followed(skalin: FakeSkalin, skalin_config: dict, run_target) -> None:
-    skalin.faults.append(Fault.redirect("http://127.0.0.2:1/elsewhere"))
-    with pytest.raises(ApiError, match=r"HTTP 307.*not followed"):
-        run_target(skalin_config, singer_lines("features", features(1)))
-    assert len(skalin.requests) == 1
 
 
 def test_pacing_keeps_to_the_configured_rate(
@@ -422,36 +339,3 @@ def test_acceptance_mixed_timezones_arrive_once_in_utc_with_stable_ids(
     assert sorted(f["visitId"] for f in skalin.features) == sorted(
         f["visitId"] for f in first_features
     )
-
-
-def test_a_retry_after_beyond_the_cap_is_shortened_to_it(
-    skalin: FakeSkalin, skalin_config: dict, run_target
-) -> None:
-    skalin.faults.append(Fault.status(429, retry_after="3600"))
-    run_target({**skalin_config, "retry_after_cap": 0.5}, singer_lines("features", features(3)))
-    first, retry = skalin.requests[0].at, skalin.requests[1].at
-    assert 0.45 <= retry - first < 5
-    assert len(skalin.features) == 3
-
-
-def test_a_refused_record_fixed_and_replayed_keeps_its_first_eventid(
-    skalin: FakeSkalin, skalin_config: dict, run_target, tmp_path: Path
-) -> None:
-    skalin.fault_when = poison
-    rows = [*features(9), {"email": "p@x.io", "name": "poison", "plan": "x"}]
-    config = {**skalin_config, "invalid_records": "dead_letter", "stream_sinks": {"f": "features"}}
-    run_target(config, singer_lines("f", rows))
-    sent_first = next(
-        f["eventId"] for r in skalin.requests for f in r.json["features"] if f["name"] == "poison"
-    )
-    lines = (tmp_path / "rejected.jsonl").read_text().splitlines()
-    schema, rejected = json.loads(lines[0]), json.loads(lines[1])
-    rejected["record"]["name"] = "export"  # the user's fix
-    again = {
-        **skalin_config,
-        "dead_letter_path": str(tmp_path / "again.jsonl"),
-        "stream_sinks": {"f": "features"},
-    }
-    run_target(again, [schema, rejected])
-    assert skalin.features[-1]["name"] == "export"
-    assert skalin.features[-1]["eventId"] == sent_first
