@@ -72,3 +72,7 @@ class ApiError(TargetUsageError):
             where=where,
             cause=self.cause,
         )
+
+
+class LedgerError(TargetUsageError):
+    """The ledger cannot be opened, read or written: names it (password redacted) and the cause."""
