@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -130,7 +129,7 @@ def ledger_name(location: str) -> str:
     try:
         return make_url(location).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
-        return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", location)
+        return re.sub(r"(://[^/:@]*:)[^/]*@", r"\1***@", location)
 
 
 def ledger_passwords(location: str) -> list[str]:
@@ -390,11 +389,13 @@ def _sqlite_engine(url: URL, name: str, *, read_only: bool, busy_timeout: float)
 
 
 def _postgres_engine(url: URL, name: str) -> Engine:
-    if importlib.util.find_spec("psycopg") is None:
+    try:
+        import psycopg  # noqa: F401  (only to tell a missing extra from a bad URL)
+    except ImportError:
         raise LedgerError(
             f"Ledger {name!r} is a PostgreSQL URL, but its driver (psycopg 3) is not installed: "
             f"run {POSTGRES_EXTRA_HINT}"
-        )
+        ) from None
     return sa.create_engine(
         url,
         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
