@@ -232,7 +232,7 @@ class Ledger:
             .values(seen_at=seen)
         )
         with self._failing("write"), self._writing() as conn:
-            conn.execute(statement, [{"k": key} for key in keys])
+            conn.execute(statement, [{"k": key} for key in sorted(set(keys))])
 
     def prune(self, older_than: datetime) -> int:
         """Deletes event keys (identities, features, track) not seen since `older_than`.
@@ -291,6 +291,10 @@ class Ledger:
             return
         self._writable()
         stamp = int(now.timestamp())
+        # The last row of a key wins (one statement cannot update a row twice), and keys go
+        # in sorted order, so two writers of overlapping keys lock rows in the same order and
+        # never deadlock.
+        latest = {row.key: row for row in rows}
         values = [
             {
                 "destination": destination,
@@ -303,7 +307,7 @@ class Ledger:
                 "recorded_at": stamp,
                 "seen_at": stamp,
             }
-            for row in rows
+            for _, row in sorted(latest.items())
         ]
         with self._failing("write"), self._writing() as conn:
             conn.execute(_upsert_statement(conn.dialect.name), values)
@@ -419,5 +423,5 @@ def _explain(name: str, action: str, error: sa.exc.SQLAlchemyError) -> str:
     elif "connection" in lowered or "connect" in lowered or "timeout" in lowered:
         fix = "check the host, port, credentials and that the server is running"
     else:
-        fix = "check the `ledger` setting; no STATE was emitted past this point"
+        fix = "check the `ledger` setting and the database server's log"
     return f"Ledger {name!r}: could not {action} it ({cause}); {fix}."
