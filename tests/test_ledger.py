@@ -215,34 +215,34 @@ def test_prune_deletes_only_event_keys_not_seen_since_the_cutoff(ledger: Ledger)
 # Schema versions
 
 
-def test_opening_migrates_a_ledger_of_an_older_schema_version(path: Path) -> None:
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        ledger_module.MIGRATIONS[0](conn)
-        ledger_module.versions.create(conn)
-        conn.execute(ledger_module.versions.insert().values(version=1))
-    engine.dispose()
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "INSERT INTO target_usage_ledger "
-            "VALUES (?, 'traits', ?, ?, 'delivered', NULL, NULL, 1, 1)",
-            (ORG, rows(1)[0].key, rows(1)[0].digest),
-        )
+def test_opening_runs_the_migration_steps_an_older_ledger_misses(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = Ledger.open(str(path), read_only=False)
+    older.record(ORG, "traits", rows(1), now=NOW)
+    older.close()
 
-    migrated = Ledger.open(str(path), read_only=False)
-    try:
-        assert migrated.known(ORG, "traits", [rows(1)[0].key]) == {
-            rows(1)[0].key: rows(1)[0].digest
-        }
-    finally:
-        migrated.close()
+    def add_note_column(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("ALTER TABLE target_usage_ledger ADD COLUMN note TEXT")
+
+    # The next release of the schema: one step more.
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", (*ledger_module.MIGRATIONS, add_note_column))
+    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    for _ in range(2):  # the second open finds nothing left to do
+        newer = Ledger.open(str(path), read_only=False)
+        try:
+            assert newer.known(ORG, "traits", [rows(1)[0].key]) == {
+                rows(1)[0].key: rows(1)[0].digest
+            }
+        finally:
+            newer.close()
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM target_usage_ledger_schema").fetchall() == [
-            (SCHEMA_VERSION,)
+            (SCHEMA_VERSION + 1,)
         ]
-        indexes = {row[1] for row in conn.execute("PRAGMA index_list(target_usage_ledger)")}
-        assert "target_usage_ledger_seen" in indexes
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(target_usage_ledger)")]
+        assert columns[-1] == "note"
 
 
 def test_a_ledger_of_a_newer_schema_version_is_refused_by_name(path: Path) -> None:
