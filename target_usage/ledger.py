@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -78,7 +78,20 @@ class LedgerRow(NamedTuple):
 
     key: bytes  # key_hash(...) of the item's key material
     digest: bytes  # digest_of(...) of what was sent
-    subject: str | None = None  # the person or account, readable, so docs' queries can find it
+    subject: str | None = None  # subject_text(...) of the person or account, for docs' queries
+
+
+def ledger_sink(sink: str) -> str:
+    """The `sink` column of a sink's items: `unalias` shares `alias`'s keys (one key per pair)."""
+    return "alias" if sink == "unalias" else sink
+
+
+def subject_text(identifiers: Mapping[str, str]) -> str:
+    """The `subject` column: the identifiers an item was sent with, `name=value`, sorted.
+
+    One format for every sink, so `WHERE subject LIKE '%email=ada@example.com%'` finds a person.
+    """
+    return " ".join(f"{name}={value}" for name, value in sorted(identifiers.items()))
 
 
 def key_hash(*parts: str | bytes) -> bytes:

@@ -27,6 +27,7 @@ from target_usage.ledger import (
     digest_of,
     key_hash,
     ledger_name,
+    subject_text,
 )
 from target_usage.settings import secret_values
 
@@ -65,6 +66,12 @@ def test_key_hash_is_sixteen_stable_bytes_that_keep_part_boundaries() -> None:
     assert key_hash("ada@x.io", "plan") == key_hash(b"ada@x.io", "plan")
     assert key_hash("ab", "c") != key_hash("a", "bc")
     assert key_hash("a") != key_hash("a", "")
+
+
+def test_subject_text_lists_identifiers_sorted_by_name() -> None:
+    assert subject_text({"external_id": "42", "email": "ada@x.io"}) == (
+        "email=ada@x.io external_id=42"
+    )
 
 
 def test_digest_is_short_and_changes_with_any_byte() -> None:

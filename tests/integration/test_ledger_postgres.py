@@ -12,6 +12,8 @@ import pytest
 from target_usage.errors import LedgerError
 from target_usage.ledger import Ledger, LedgerRow, digest_of, key_hash
 from tests.integration.conftest import Postgres
+from tests.test_ledger_docs import ADA, BOB, doc_queries, filled_ledger
+from tests.test_ledger_docs import NOW as DOC_NOW
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +129,28 @@ def test_a_postgresql_ledger_with_a_wrong_password_names_it_redacted(
     assert "Wrong-Secret-42" not in message
     assert f"postgresql://{postgres.user}:***@{postgres.host}:{postgres.port}/postgres" in message
     assert "password authentication failed" in message
+
+
+def test_docs_psql_queries_answer_as_documented(location: str, postgres: Postgres) -> None:
+    filled_ledger(location)
+    queries = doc_queries("psql")
+    assert len(queries) == 5
+
+    with postgres.connect(location.rsplit("/", 1)[1]) as conn:
+        person, last, per_sink, refused = (conn.execute(q).fetchall() for q in queries[:4])
+        assert [(row[0], row[1]) for row in person] == [
+            ("track", "refused"),
+            ("traits", "delivered"),
+        ]
+        assert [(row[1], row[2]) for row in last] == [
+            ("traits", DOC_NOW),
+            ("track", DOC_NOW - timedelta(days=1)),
+        ]
+        assert [row[1:] for row in per_sink] == [
+            ("track", "delivered", 1),
+            ("track", "refused", 1),
+            ("traits", "delivered", 1),
+        ]
+        assert [(row[0], row[1], row[2]) for row in refused] == [("track", ADA, "HTTP 400")]
+        conn.execute(queries[4])
+        assert conn.execute("SELECT subject FROM target_usage_ledger").fetchall() == [(BOB,)]
