@@ -157,9 +157,16 @@ class Ledger:
     """An open ledger. Not thread-safe: the one thread applying outcomes owns it."""
 
     def __init__(
-        self, engine: Engine | None, name: str, *, password: str | None, read_only: bool
+        self,
+        engine: Engine | None,
+        name: str,
+        *,
+        password: str | None,
+        read_only: bool,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
     ) -> None:
         self._engine = engine
+        self._busy_timeout = busy_timeout
         self.name = name  # the location as given, password redacted: for messages
         self._password = password  # kept out of every message
         self.read_only = read_only
@@ -183,7 +190,13 @@ class Ledger:
             engine = _sqlite_engine(url, name, read_only=read_only, busy_timeout=busy_timeout)
         else:
             engine = _postgres_engine(url, name)
-        ledger = cls(engine, name, password=url.password or None, read_only=read_only)
+        ledger = cls(
+            engine,
+            name,
+            password=url.password or None,
+            read_only=read_only,
+            busy_timeout=busy_timeout,
+        )
         if engine is not None:
             try:
                 ledger._prepare()
@@ -271,6 +284,8 @@ class Ledger:
         if self.read_only:
             with self._failing("read"), self._engine.connect() as conn:
                 version = _stored_version(conn)
+            # An older version is read as it is: a dry run migrates nothing. A step that
+            # changes what `known` reads must keep this working.
             _check_known_version(self.name, version)
             if version == 0:  # nothing to read yet: an empty ledger
                 self.close()
@@ -341,7 +356,7 @@ class Ledger:
         try:
             yield
         except sa.exc.SQLAlchemyError as error:
-            message = _explain(self.name, action, error)
+            message = _explain(self.name, action, error, busy_timeout=self._busy_timeout)
             if self._password:
                 message = message.replace(self._password, "***")
             raise LedgerError(message) from None
@@ -418,13 +433,13 @@ def _postgres_engine(url: URL, name: str) -> Engine:
     )
 
 
-def _explain(name: str, action: str, error: sa.exc.SQLAlchemyError) -> str:
+def _explain(name: str, action: str, error: sa.exc.SQLAlchemyError, *, busy_timeout: float) -> str:
     """One sentence: which ledger, what failed, why, and what to do."""
     cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
     lowered = cause.lower()
     if "database is locked" in lowered or "database is busy" in lowered:
         fix = (
-            "another process holds it longer than the busy timeout: wait for it to finish, "
+            f"another process held it for more than {busy_timeout:g} s: wait for it to finish, "
             "or give each concurrent job its own ledger (or share a PostgreSQL one)"
         )
     elif "not a database" in lowered:

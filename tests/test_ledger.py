@@ -307,7 +307,7 @@ def test_a_ledger_locked_by_another_process_beyond_the_timeout_fails_clearly(
     message = str(error.value)
     assert str(path) in message
     assert "database is locked" in message
-    assert "another process" in message
+    assert "another process held it for more than 0.2 s" in message
 
 
 @pytest.fixture
