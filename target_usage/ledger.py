@@ -417,6 +417,14 @@ def _sqlite_engine(url: URL, name: str, *, read_only: bool, busy_timeout: float)
         wal = path.with_name(path.name + "-wal")
         mode = "mode=ro" if wal.exists() else "immutable=1"
         url = url.set(database=f"file:{path.resolve()}?{mode}", query={"uri": "true"})
+    else:
+        try:  # created on first use, folder included, like the dead-letter file
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LedgerError(
+                f"Ledger {name!r}: could not create its folder ({error.strerror}); check that "
+                "this user may create folders and files there."
+            ) from None
     engine = sa.create_engine(url, connect_args={"timeout": busy_timeout})
 
     @event.listens_for(engine, "connect")

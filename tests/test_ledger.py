@@ -106,6 +106,14 @@ def test_recorded_items_are_known_with_their_digest_per_destination_and_sink(
     assert ledger.known(ORG, "traits", [r.key for r in sent]) == {}
 
 
+def test_a_new_ledger_is_created_with_its_missing_folders(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "ledgers" / "prod.sqlite"
+
+    Ledger.open(f"sqlite:///{path}", read_only=False).close()
+
+    assert path.is_file()
+
+
 def test_recorded_items_survive_closing_and_reopening(path: Path) -> None:
     first = Ledger.open(str(path), read_only=False)
     first.record(ORG, "traits", rows(2), now=NOW)
@@ -342,6 +350,17 @@ def test_a_ledger_in_a_read_only_folder_fails_clearly(read_only_folder: Path) ->
     assert os.listdir(read_only_folder) == []
 
 
+def test_a_ledger_whose_folder_cannot_be_created_fails_clearly(read_only_folder: Path) -> None:
+    location = str(read_only_folder / "ledgers" / "ledger.sqlite")
+
+    with pytest.raises(LedgerError) as error:
+        Ledger.open(location, read_only=False)
+
+    assert location in str(error.value)
+    assert "could not create its folder" in str(error.value)
+    assert os.listdir(read_only_folder) == []
+
+
 def _closed_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -349,14 +368,15 @@ def _closed_loopback_port() -> int:
 
 
 def test_an_unreachable_postgresql_ledger_is_named_with_its_password_redacted() -> None:
-    location = f"postgresql://usage:Pa55-secret@127.0.0.1:{_closed_loopback_port()}/ledger"
+    port = _closed_loopback_port()
+    location = f"postgresql://usage:Pa55-secret@127.0.0.1:{port}/ledger"
 
     with pytest.raises(LedgerError) as error:
         Ledger.open(location, read_only=False)
 
     message = str(error.value)
     assert "Pa55-secret" not in message
-    assert f"postgresql://usage:***@127.0.0.1:{location.split(':')[3]}" in message
+    assert f"'postgresql://usage:***@127.0.0.1:{port}/ledger'" in message
     assert "check the host, port, credentials" in message
 
 
