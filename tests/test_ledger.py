@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -398,3 +399,14 @@ def test_the_ledger_url_password_is_among_the_redacted_secrets() -> None:
     assert ledger_name("postgresql://usage:p@ss@db.internal:x/ledger") == (
         "postgresql://usage:***@db.internal:x/ledger"
     )
+
+
+def test_the_postgres_extra_brings_the_driver_and_ci_installs_it() -> None:
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+
+    assert extras["postgres"] == ["psycopg[binary]>=3.2"]
+    assert '-e ".[test,postgres]"' in (root / ".ci" / "run").read_text()
+    assert ledger_module.POSTGRES_EXTRA_HINT == "pip install 'target-usage[postgres]'"
