@@ -61,3 +61,7 @@ class ApiError(TargetUsageError):
         if self.where:
             text += f"; undelivered: {self.where}"
         return text + ". No STATE was emitted past these records; rerun to resend them."
+
+
+class LedgerError(TargetUsageError):
+    """The ledger cannot be opened, read or written: names it (password redacted) and the cause."""

@@ -16,6 +16,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_usage.catalogue import API_REQUIRED, SINK_APIS, SINKS
+from target_usage.ledger import ledger_passwords
 
 INVALID_POLICIES = ("fail", "skip", "dead_letter")
 SKALIN_MAX_REQUESTS_PER_SECOND = 100
@@ -99,6 +100,29 @@ COMMON = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=16,
         description="Requests in flight at once, per API.",
+    ),
+    th.Property(
+        "ledger",
+        th.StringType,
+        default="target-usage-ledger.sqlite",
+        description="Where delivered items are remembered, so a rerun sends only what changed: "
+        "a file path or sqlite:///path (embedded SQLite), or a postgresql:// URL to share one "
+        "ledger between processes and machines (pip install 'target-usage[postgres]'); an "
+        "empty string turns it off. See docs/ledger.md.",
+    ),
+    th.Property(
+        "full_resync",
+        th.BooleanType,
+        default=False,
+        description="Send every item even when the ledger says it was delivered unchanged, and "
+        "refresh the ledger: the way back when a destination lost data.",
+    ),
+    th.Property(
+        "ledger_retention_days",
+        th.IntegerType(minimum=1),
+        default=90,
+        description="Event keys (identities, features, track) not seen for this many days are "
+        "pruned after a successful run; traits and alias keys stay.",
     ),
 )
 
@@ -220,8 +244,9 @@ SECRET_SETTINGS = tuple(
 
 
 def secret_values(config: Mapping[str, Any]) -> list[str]:
-    """The values of secret settings, whatever their type, for redaction."""
-    return [str(config[n]) for n in SECRET_SETTINGS if config.get(n) not in (None, "")]
+    """The values of secret settings, whatever their type, and the ledger URL's password."""
+    secrets = [str(config[n]) for n in SECRET_SETTINGS if config.get(n) not in (None, "")]
+    return [*secrets, *ledger_passwords(str(config.get("ledger") or ""))]
 
 
 def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[str]:
