@@ -26,6 +26,7 @@ from target_usage.records import (
     content_digest,
     encode_json,
     first_present,
+    identifier_text,
     iso_utc,
     to_utc,
 )
@@ -89,7 +90,7 @@ def _identifiers(
     for column, claim in columns.items():
         value = record.get(column)
         if column not in without and value is not None and value != "":
-            found.append((claim, as_text(value)))
+            found.append((claim, identifier_text(value, column)))
     return tuple(sorted(found))
 
 
@@ -236,7 +237,7 @@ def alias_body(record: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRecordError(
             "no 'anonymous_id' to alias", fix="add an 'anonymous_id' column holding the alias"
         )
-    return {"anonymous_id": as_text(alias)}
+    return {"anonymous_id": identifier_text(alias, "anonymous_id")}
 
 
 @dataclass
