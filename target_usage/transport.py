@@ -41,7 +41,7 @@ USER_AGENT = f"target-usage/{__version__}"
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP POST, built once; retries resend the same bytes."""
+    """One HTTP POST, built before each attempt (with the same items and ids)."""
 
     api: str
     url: str
@@ -409,7 +409,7 @@ class Delivery:
 
     def _deliver(self, parts: list[Part], *, paced: bool = False) -> None:
         """Send parts as one request; on a content refusal, isolate the records refused."""
-        answer, retries = self._send(self.api.request_for(parts), paced=paced)
+        answer, retries = self._send(parts, paced=paced)
         if answer.ok:
             _report_delivered(parts, retries)
             return
@@ -443,7 +443,7 @@ class Delivery:
             half = len(suspects) // 2
             first, second = suspects[:half], suspects[half:]
             trial_parts = _regroup(first)
-            trial, retries = self._send(self.api.request_for(trial_parts))
+            trial, retries = self._send(trial_parts)
             if trial.ok:
                 _report_delivered(trial_parts, retries)
                 suspects = second
@@ -459,13 +459,16 @@ class Delivery:
         if set_aside:
             self._deliver(_regroup(set_aside))
 
-    def _send(self, request: Request, *, paced: bool = False) -> tuple[Answer, int]:
-        """One request with retries; returns the final answer and the retries it took."""
+    def _send(self, parts: list[Part], *, paced: bool = False) -> tuple[Answer, int]:
+        """One request with retries; returns the final answer and the retries it took.
+
+        The request is built before every attempt: Hull tokens must be valid when sent.
+        """
         retries = 0
         while True:
             if not paced or retries:
                 self.pacer.wait()
-            answer = self.sender.attempt(request)
+            answer = self.sender.attempt(self.api.request_for(parts))
             retryable = answer.status is None or self.policy.is_retryable(answer.status)
             if answer.ok or not retryable or retries >= self.policy.max_retries:
                 return answer, retries
