@@ -1,9 +1,11 @@
 """Hull firehose: records become `traits`, `track`, `alias`, `unalias` entries, each with its
 own HS256 token saying which user and/or account it applies to.
 
-Every column rule of the spec's Hull table lives here. Entries are encoded once when the
-record arrives (so an oversized one is an invalid record at its own position) and requests
-are cut by entry count and by body size.
+Every column rule of the spec's Hull table lives here. An entry is encoded when the record
+arrives (so an oversized one is an invalid record at its own position), except its token:
+that is attached when a request is built, before every attempt, so no token sent is older
+than half of `hull_token_ttl`, however long the entry waited. Requests are cut by entry
+count and by body size.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from target_usage.records import (
     content_digest,
     encode_json,
     first_present,
+    identifier_text,
     iso_utc,
     to_utc,
 )
@@ -89,8 +92,43 @@ def _identifiers(
     for column, claim in columns.items():
         value = record.get(column)
         if column not in without and value is not None and value != "":
-            found.append((claim, as_text(value)))
+            found.append((claim, identifier_text(value, column)))
     return tuple(sorted(found))
+
+
+@dataclass(frozen=True, slots=True)
+class HullItem:
+    """One firehose entry as read: who it is about and its encoded type, timestamp and body.
+
+    `head` and `tail` are the entry's JSON around its token, so a request is the entry's
+    bytes with a token valid at sending time spliced in. `size` is the encoded entry with a
+    token, to cut requests under the size cap (a subject's token always has one length).
+    The ledger digests `subject`, `kind` and `body`; token and timestamp change without the
+    data changing.
+    """
+
+    subject: Subject
+    kind: str
+    timestamp: str
+    body: bytes
+    head: bytes
+    tail: bytes
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def encoded(self, token: str) -> bytes:
+        return self.head + token.encode() + self.tail
+
+
+def hull_item(subject: Subject, kind: str, timestamp: str, body: bytes, token: str) -> HullItem:
+    """An item encoded exactly as `{"type", "timestamp", "headers", "body"}`; `token` (any
+    current token of the subject) only sizes it."""
+    head = encode_json({"type": kind, "timestamp": timestamp})[:-1]
+    head += b',"headers":{"Hull-Access-Token":"'
+    tail = b'"},"body":' + body + b"}"
+    return HullItem(subject, kind, timestamp, body, head, tail, len(head) + len(token) + len(tail))
 
 
 @dataclass
@@ -236,7 +274,7 @@ def alias_body(record: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRecordError(
             "no 'anonymous_id' to alias", fix="add an 'anonymous_id' column holding the alias"
         )
-    return {"anonymous_id": as_text(alias)}
+    return {"anonymous_id": identifier_text(alias, "anonymous_id")}
 
 
 @dataclass
@@ -257,8 +295,8 @@ class HullApi:
     credentials_hint = "check hull_connector_id, hull_connector_secret and hull_organization"
     endpoint_hint = "check hull_firehose_url"
 
-    def build(self, kind: str, record: Mapping[str, Any]) -> msgspec.Raw:
-        """One entry, encoded: the bytes that will be sent, checked against the size cap."""
+    def build(self, kind: str, record: Mapping[str, Any]) -> HullItem:
+        """One entry, encoded but for its token, checked against the size cap."""
         is_alias = kind in ("alias", "unalias")
         subject = subject_of(
             record, without=frozenset({"anonymous_id"}) if is_alias else frozenset()
@@ -275,20 +313,14 @@ class HullApi:
             stamp = body["created_at"]
         else:
             stamp = self._now_stamp()
-        entry = {
-            "type": kind,
-            "timestamp": stamp,
-            "headers": {"Hull-Access-Token": self.signer.token(subject)},
-            "body": body,
-        }
-        encoded = encode_json(entry)
-        if len(encoded) + ENVELOPE_BYTES >= self.max_body_bytes:
+        item = hull_item(subject, kind, stamp, encode_json(body), self.signer.token(subject))
+        if item.size + ENVELOPE_BYTES >= self.max_body_bytes:
             raise InvalidRecordError(
-                f"the entry is {len(encoded)} bytes, over the request cap of "
+                f"the entry is {item.size} bytes, over the request cap of "
                 f"{self.max_body_bytes} bytes",
                 fix="send fewer or smaller columns for this record",
             )
-        return msgspec.Raw(encoded)
+        return item
 
     def _now_stamp(self) -> str:
         """Now, in ISO-8601: formatted once per millisecond, as most entries of a sync
@@ -307,7 +339,7 @@ class HullApi:
             "Hull-Access-Token": self.signer.secret,
         }
 
-    def split(self, kind: str, items: Sequence[msgspec.Raw]) -> Iterator[tuple[int, int]]:
+    def split(self, kind: str, items: Sequence[HullItem]) -> Iterator[tuple[int, int]]:
         """Ranges of at most `batch_size` entries whose request stays under the size cap."""
         start, size = 0, ENVELOPE_BYTES
         for index, entry in enumerate(items):
@@ -324,7 +356,19 @@ class HullApi:
         return False
 
     def request_for(self, parts: Sequence[Part]) -> Request:
-        entries = [entry for part in parts for entry in part.items]
+        """The request as of now: every entry with its subject's current token.
+
+        Called before every attempt, so an entry that waited (in a batch, the outbox or
+        retries) past half of `hull_token_ttl` goes out with a re-signed token.
+        """
+        tokens: dict[Subject, str] = {}
+        entries = []
+        for part in parts:
+            for item in part.items:
+                token = tokens.get(item.subject)
+                if token is None:
+                    token = tokens[item.subject] = self.signer.token(item.subject)
+                entries.append(msgspec.Raw(item.encoded(token)))
         now = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
         body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
         return Request(API_NAME, self.url, self.headers(), body)

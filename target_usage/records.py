@@ -21,6 +21,8 @@ ID_CHARS = 16
 SDC_PREFIX = "_sdc_"
 # Epoch values at or above this are milliseconds: 1e11 seconds is the year 5138.
 EPOCH_MILLIS_THRESHOLD = 100_000_000_000
+# A numeric identifier longer than this (1E+999999) is a data error, not a person.
+MAX_IDENTIFIER_DIGITS = 100
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _canonical_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
@@ -79,6 +81,30 @@ def as_text(value: Any) -> str:
     return canonical_json(value).decode().strip('"')
 
 
+def identifier_text(value: Any, column: str) -> str:
+    """An identifier column as the text the APIs match profiles on.
+
+    The SDK decodes JSON numbers as Decimal, so `1`, `1.0` and `1E+2` must all become "1" /
+    "100" or one person would become several profiles: integral numbers are written as
+    integers, others as plain decimals without trailing zeros. Values that cannot name a
+    person (booleans, objects, arrays, blank strings) make the record invalid.
+    """
+    if isinstance(value, str):
+        if value.strip():
+            return value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    elif isinstance(value, (Decimal, float)):
+        number = Decimal(str(value)) if isinstance(value, float) else value
+        if number.is_finite() and abs(number.adjusted()) <= MAX_IDENTIFIER_DIGITS:
+            text = format(number, "f")
+            return text.rstrip("0").rstrip(".") if "." in text else text
+    raise InvalidRecordError(
+        f"column '{column}' holds {repr(value)[:60]}, which cannot identify anyone",
+        fix=f"send '{column}' as a non-blank string or a number (or null when unknown)",
+    )
+
+
 def to_utc(value: Any, column: str) -> datetime:
     """Any timestamp a warehouse emits as an aware UTC datetime.
 
@@ -97,7 +123,10 @@ def to_utc(value: Any, column: str) -> datetime:
         raise _bad_time(value, column)
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise _out_of_range(value, column) from None
 
 
 def _from_text(text: str, column: str) -> datetime:
@@ -118,8 +147,8 @@ def _from_epoch(value: float | Decimal, column: str) -> datetime:
         seconds /= 1000
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError) as error:
-        raise _bad_time(value, column) from error
+    except (OverflowError, OSError, ValueError):
+        raise _out_of_range(value, column) from None
 
 
 def _bad_time(value: Any, column: str) -> InvalidRecordError:
@@ -130,9 +159,23 @@ def _bad_time(value: Any, column: str) -> InvalidRecordError:
     )
 
 
+def _out_of_range(value: Any, column: str) -> InvalidRecordError:
+    return InvalidRecordError(
+        f"column '{column}' holds {repr(value)[:60]}, outside the years 1-9999 once in UTC",
+        fix=f"correct '{column}' in the source (a placeholder date such as 0001-01-01 or "
+        "9999-12-31 cannot be sent)",
+    )
+
+
 def utc_seconds(moment: datetime) -> str:
-    """`YYYY-MM-DDTHH:mm:ss`, the Skalin format (fractions truncated)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+    """`YYYY-MM-DDTHH:mm:ss`, the Skalin format (fractions truncated).
+
+    Formatted by hand: `strftime("%Y")` drops the padding of years below 1000.
+    """
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 def iso_utc(moment: datetime) -> str:

@@ -25,6 +25,7 @@ from target_usage.records import (
     encode_json,
     first_present,
     id16,
+    identifier_text,
     to_utc,
     utc_seconds,
 )
@@ -62,8 +63,8 @@ def build_feature(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]
 
 def _build_item(record: Mapping[str, Any], kind: str, now: datetime) -> dict[str, Any]:
     identity = _identity(record)
-    customer = first_present(record, *CUSTOMER_ID)
-    customer_id = as_text(customer) if customer is not None else None
+    customer, customer_column = _present_with_column(record, CUSTOMER_ID)
+    customer_id = identifier_text(customer, customer_column) if customer is not None else None
     moment = _timestamp(record)
     event = first_present(record, *EVENT_ID)
     visit = first_present(record, *VISIT_ID)
@@ -98,15 +99,24 @@ def _identity(record: Mapping[str, Any]) -> dict[str, str]:
     user_id = record.get("user_id")
     identity = {}
     if email not in (None, ""):
-        identity["email"] = as_text(email)
+        identity["email"] = identifier_text(email, "email")
     if user_id not in (None, ""):
-        identity["id"] = as_text(user_id)
+        identity["id"] = identifier_text(user_id, "user_id")
     if not identity:
         raise InvalidRecordError(
             "no identity: both 'email' and 'user_id' are missing or empty",
             fix="add an 'email' or 'user_id' column (stream_maps can rename one)",
         )
     return identity
+
+
+def _present_with_column(record: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[Any, str]:
+    """The first present value of `columns` and the column it came from (for messages)."""
+    for column in columns:
+        value = record.get(column)
+        if value is not None and value != "":
+            return value, column
+    return None, columns[0]
 
 
 def _timestamp(record: Mapping[str, Any]) -> datetime | None:

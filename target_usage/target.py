@@ -67,6 +67,7 @@ class TargetUsage(TargetSeams):
         )
         self._apis: dict[str, Api] = {}
         self._deliveries: dict[str, Delivery] = {}
+        self._deliveries_lock = threading.Lock()  # drain threads ask for them at once
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
         self._stop_progress = threading.Event()
 
@@ -125,9 +126,10 @@ class TargetUsage(TargetSeams):
         )
 
     def delivery_for(self, api: Api) -> Delivery:
-        delivery = self._deliveries.get(api.name)
-        if delivery is None:
-            delivery = self._deliveries[api.name] = self._build_delivery(api)
+        with self._deliveries_lock:
+            delivery = self._deliveries.get(api.name)
+            if delivery is None:
+                delivery = self._deliveries[api.name] = self._build_delivery(api)
         return delivery
 
     def _build_delivery(self, api: Api) -> Delivery:

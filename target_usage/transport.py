@@ -44,7 +44,7 @@ USER_AGENT = f"target-usage/{__version__}"
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP POST, built once; retries resend the same bytes."""
+    """One HTTP POST, built before each attempt (with the same items and ids)."""
 
     api: str
     url: str
@@ -553,14 +553,17 @@ class Delivery:
         self.outcomes.put(Delivered([part.origins for part in parts], retries))
 
     def _send(self, parts: list[Part], *, paced: bool = False) -> tuple[Answer, Decision, int]:
-        """One request with retries, built once through the API; returns the final answer,
-        the policy's verdict on it and the retries it took."""
-        request = self.api.request_for(parts)
+        """One request with retries; returns the final answer, the policy's verdict on it
+        and the retries it took.
+
+        The request is built through the API before every attempt: Hull tokens must be
+        valid when sent, however long the parts waited in the queue or in retries.
+        """
         retries = 0
         while True:
             if not paced or retries:
                 self.pacer.wait()
-            answer = self.sender.attempt(request)
+            answer = self.sender.attempt(self.api.request_for(parts))
             decision = self.policy.decide(answer, retries)
             if decision.verdict is Verdict.HOLD:
                 self.pacer.hold(decision.delay)

@@ -330,6 +330,16 @@ def test_expiry_follows_the_servers_clock(hull: FakeHull) -> None:
     assert any("expired" in v for v in hull.violations)
 
 
+def test_a_token_older_than_half_its_lifetime_is_a_violation(hull: FakeHull) -> None:
+    """A 60 s token: at most 30 s old when read, plus a second for the request's transit."""
+    fresh = token(iat=int(NOW) - 31, exp=int(NOW) + 29)
+    assert post_hull(hull, [entry(fresh)]).status_code == 204
+
+    stale = token(iat=int(NOW) - 32, exp=int(NOW) + 28)
+    assert post_hull(hull, [entry(stale)]).status_code == 400
+    assert any("32s old, over half its lifetime (30s)" in v for v in hull.violations)
+
+
 def test_missing_access_token_header_is_a_violation(hull: FakeHull) -> None:
     response = post_hull(hull, [entry()], **{"Hull-Access-Token": ""})
 

@@ -31,7 +31,13 @@ def make_api(clock: Clock | None = None, **options: object) -> HullApi:
 
 
 def entry(kind: str, record: dict, api: HullApi | None = None) -> dict:
-    built = json.loads(bytes((api or make_api()).build(kind, record)))
+    """The entry as a request sends it, its token's claims beside it."""
+    api = api or make_api()
+    return entry_of(api.request_for([Part(kind, [api.build(kind, record)], [])]))
+
+
+def entry_of(request: Request) -> dict:
+    built = json.loads(request.body)["batch"][0]
     built["claims"] = jwt.decode(
         built["headers"]["Hull-Access-Token"],
         SECRET,
@@ -269,3 +275,29 @@ def test_request_envelope_and_headers() -> None:
         "Hull-Organization": "acme.hullapp.io",
         "Hull-Access-Token": SECRET,
     }
+
+
+def test_an_entry_that_waited_past_half_the_ttl_is_sent_with_a_re_signed_token() -> None:
+    clock = Clock()
+    api = make_api(clock)
+    item = api.build("track", {"email": "a@x.io", "event": "e", "created_at": "2024-05-01"})
+    first = entry_of(api.request_for([Part("track", [item], [])]))
+    clock.now += 1800  # half of the 3600 s ttl: the token read with the entry is now stale
+    resent = entry_of(api.request_for([Part("track", [item], [])]))
+    assert first["claims"]["iat"] == int(NOW)
+    assert resent["claims"]["iat"] == int(NOW) + 1800
+    assert {k: resent[k] for k in ("type", "timestamp", "body")} == {
+        k: first[k] for k in ("type", "timestamp", "body")
+    }
+
+
+def test_an_item_is_sized_as_the_entry_sent_with_its_token() -> None:
+    api = make_api()
+    items = [
+        api.build("traits", {"email": "a@x.io", "plan": "pro"}),
+        api.build("alias", {"account_domain": "acme.com", "anonymous_id": "x"}),
+    ]
+    for item in items:
+        request = api.request_for([Part(item.kind, [item], [])])
+        envelope = {**json.loads(request.body), "batch": []}
+        assert len(item) == len(request.body) - len(json.dumps(envelope, separators=(",", ":")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
@@ -36,6 +36,8 @@ HULL_OPERATIONS = frozenset({"set", "setIfNull", "inc", "dec"})
 HULL_MAX_TRAITS = 2000
 HULL_MAX_TRAIT_BYTES = 2048
 HULL_LEEWAY_SECONDS = 60
+# Time a request may take between the client building it and the server reading it.
+HULL_TRANSIT_SECONDS = 1
 
 
 class FakeHull(FakeServer):
@@ -188,6 +190,7 @@ class FakeHull(FakeServer):
             problems.append(f"claim nbf: {claims['nbf']} is in the future (now {now:.0f})")
         if _number(claims.get("exp")) and claims["exp"] <= now - HULL_LEEWAY_SECONDS:
             problems.append(f"claim exp: token expired at {claims['exp']} (now {now:.0f})")
+        problems += _stale(claims, now)
         subject = claims.get("io.hull.subjectType")
         if subject not in ("user", "account"):
             problems.append(f"claim io.hull.subjectType: {subject!r} is not user or account")
@@ -209,6 +212,18 @@ class FakeHull(FakeServer):
             if k in claims and not isinstance(claims[k], bool)
         ]
         return problems
+
+
+def _stale(claims: Mapping[str, Any], now: float) -> list[str]:
+    """The target's own rule, not Hull's: no token is sent older than half its lifetime
+    (spec, "Tokens are valid when sent"), so a token never nears `exp` in a batch or retry."""
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not (_number(issued) and _number(expires)):
+        return []
+    age, half_life = now - issued, (expires - issued) / 2
+    if age <= half_life + HULL_TRANSIT_SECONDS:
+        return []
+    return [f"claim iat: the token is {age:.0f}s old, over half its lifetime ({half_life:.0f}s)"]
 
 
 def _number(value: Any) -> bool:
