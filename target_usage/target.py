@@ -12,10 +12,11 @@ import msgspec
 from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_usage import settings
+from target_usage import env_config, settings
 from target_usage.errors import TargetUsageError
 from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
@@ -108,6 +109,15 @@ class TargetUsage(Target):
         self._deliveries: dict[str, Delivery] = {}
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
         self._stop_progress = threading.Event()
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805
+        """`--config=ENV`: every setting parsed by its schema type (the SDK's parser leaves
+        numbers as strings and reads any unknown word as `false`).
+        """
+        schema = cls.config_jsonschema
+        cls.append_builtin_config(schema)
+        return env_config.parse_environment(schema, cls._env_var_prefix)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's checks, with secret values kept out of its messages.
