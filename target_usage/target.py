@@ -16,7 +16,7 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_usage import env_config, settings
+from target_usage import env_config, logs, settings
 from target_usage.errors import TargetUsageError
 from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
@@ -48,7 +48,7 @@ class Interrupted(Exception):
     """A termination signal arrived while a message was being processed."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
+        super().__init__(logs.signal_name(signum))
         self.signum = signum
 
 
@@ -264,6 +264,7 @@ class TargetUsage(Target):
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Errors the user can act on end the run with their message alone, no traceback."""
+        logs.quiet_sdk_output()
         try:
             super().invoke(*args, **kwargs)
         except (TargetUsageError, InvalidInputLine, RecordsWithoutSchemaException) as error:
@@ -278,9 +279,9 @@ class TargetUsage(Target):
         drains re-entrantly and exits 0, telling an orchestrator the run completed.
         """
         self.logger.warning(
-            "Received signal %d: delivering what was read (in-flight requests finish or are "
+            "Received %s: delivering what was read (in-flight requests finish or are "
             "retried), then stopping.",
-            signum,
+            logs.signal_name(signum),
         )
         if self.message_reader.busy:
             self.message_reader.stop_signal = signum
@@ -323,7 +324,7 @@ class TargetUsage(Target):
             self.logger.info("  Hull tokens signed: %d (one per subject, reused)", signer.signed)
         if self.config["dry_run"] and self._dry_run_writer.lines:
             self.logger.info(
-                "Dry run: %d requests written to %s",
-                self._dry_run_writer.lines,
+                "Dry run: nothing sent; %s written to %s (what would have been sent, one per line)",
+                logs.plural(self._dry_run_writer.lines, "request"),
                 self._dry_run_writer.path,
             )
