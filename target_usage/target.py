@@ -111,7 +111,7 @@ class TargetUsage(Target):
         self._stop_progress = threading.Event()
 
     @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805
+    def _env_var_config(cls) -> dict[str, Any]:
         """`--config=ENV`: every setting parsed by its schema type (the SDK's parser leaves
         numbers as strings and reads any unknown word as `false`).
         """
