@@ -12,6 +12,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from dotenv import find_dotenv
@@ -114,3 +115,24 @@ EXPECTED = {
     "array": 'a JSON array such as ["a", "b"]',
     "string": "text",
 }
+
+
+def config_file_problem(path: str) -> str | None:
+    """Why a `--config` file cannot be used, in one line (the SDK's reader raises a traceback)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        return f"Config file {path} cannot be read: {reason or error}."
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return (
+            f"Config file {path} is not JSON ({error.msg} at line {error.lineno}, column "
+            f"{error.colno}): write the settings as one JSON object."
+        )
+    except RecursionError:
+        return f"Config file {path} is nested too deeply: write the settings as one JSON object."
+    if not isinstance(value, dict):
+        return f"Config file {path} holds a JSON {type(value).__name__}: write one JSON object."
+    return None

@@ -22,15 +22,16 @@ NEVER_PRINTED = frozenset({"Processed record: %s"})
 
 
 class RunOutput(logging.Filter):
-    """Lets through warnings and errors, this package's own lines, and the rest only at
-    DEBUG; never the messages in `NEVER_PRINTED`."""
+    """Lets through warnings and errors, this package's own lines, and the rest only when
+    their logger is at DEBUG; never the messages in `NEVER_PRINTED`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg in NEVER_PRINTED:
             return False
         if record.levelno >= logging.WARNING or record.pathname.startswith(PACKAGE_DIR):
             return True
-        return logging.getLogger().isEnabledFor(logging.DEBUG)
+        # Asked for: DEBUG for everything (LOGLEVEL) or for that logger (a logging config).
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def quiet_sdk_output() -> None:

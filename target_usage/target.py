@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import click
 import msgspec
 from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
@@ -16,7 +18,7 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_usage import env_config, logs, settings
+from target_usage import batch_files, env_config, logs, settings
 from target_usage.errors import TargetUsageError
 from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
@@ -53,8 +55,11 @@ class Interrupted(Exception):
 
 
 class UsageReader(MsgSpecReader):
-    """The SDK's msgspec reader, telling which input line is not JSON (and not echoing it),
-    and stopping between messages when a termination signal asks it to.
+    """The SDK's msgspec reader, telling which input line is not JSON or not UTF-8 (and not
+    echoing it), and stopping between messages when a termination signal asks it to.
+
+    Lines are read as bytes, so text that is not UTF-8 is caught on its own line instead of
+    failing the text decoder somewhere in a buffer.
     """
 
     def __init__(self) -> None:
@@ -68,21 +73,25 @@ class UsageReader(MsgSpecReader):
 
     def _between_messages(self, file_input: Any) -> Iterator[str]:
         """Yield lines; between two messages (never inside one) honour a pending stop."""
-        for line in file_input or self.default_input:
+        source = file_input or self.default_input
+        for line in getattr(source, "buffer", source):
             self.busy = True
             yield line
             self.busy = False
             if self.stop_signal is not None:
                 raise Interrupted(self.stop_signal)
 
-    def deserialize_json(self, line: str) -> dict:
+    def deserialize_json(self, line: str | bytes) -> dict:
         self.line_number += 1
         try:
             return decoder.decode(line)  # type: ignore[no-any-return]
-        except msgspec.DecodeError as error:
+        except (msgspec.DecodeError, RecursionError) as error:
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            start = line[:80].decode(errors="replace") if isinstance(line, bytes) else line[:80]
+            start = start.rstrip("\r\n")
             msg = (
-                f"Input line {self.line_number} is not a JSON Singer message ({error}; it "
-                f"starts {line[:80]!r}). Check the tap's output. No STATE was emitted past it."
+                f"Input line {self.line_number} is not a JSON Singer message ({reason}; it "
+                f"starts {start!r}). Check the tap's output. No STATE was emitted past it."
             )
             raise InvalidInputLine(msg) from None
 
@@ -133,6 +142,22 @@ class TargetUsage(Target):
                 redactor.text(str(error)), errors=[redactor.text(e) for e in error.errors]
             ) from None
         return [redactor.text(e) for e in errors]
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        """A config file that cannot be read or is not a JSON object: one line, exit 1."""
+        for path in value:
+            problem = None if path == "ENV" else env_config.config_file_problem(path)
+            if problem:
+                cls.logger.error("%s", problem)
+                ctx.exit(1)
+        return super().cb_config(ctx, param, value)
+
+    def _process_batch_message(self, message_dict: dict) -> None:
+        """Each record of a BATCH message's files takes the RECORD path (see batch_files)."""
+        stream = message_dict.get("stream")
+        for record in batch_files.records_of(message_dict):
+            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
 
     # Routing
 
@@ -238,8 +263,18 @@ class TargetUsage(Target):
         self.flush_deliveries()
         if self.config["dry_run"]:
             return
-        sys.stdout.write(encode_json(state).decode() + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(encode_json(state).decode() + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Nothing more can be written there; keep the interpreter's exit flush quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            msg = (
+                "stdout was closed before STATE could be written (was the target piped into a "
+                "command that exited?): the records read were delivered, but no bookmark "
+                "was saved; rerun with stdout read to the end"
+            )
+            raise TargetUsageError(msg) from None
 
     def process_endofpipe(self) -> None:
         self.message_reader.busy = True  # a signal now lets this final drain finish
