@@ -82,6 +82,8 @@ class UsageSink(BatchSink):
             return
         # The record is kept until delivered, to dead-letter it if the API refuses it.
         context.setdefault("built", []).append((item, (self._position, record)))
+        if self.usage_target.samples is not None:  # a dry run explains its first items
+            self.usage_target.samples.offer(self.stream_name, self.kind, self._position, record)
 
     def _validate(self, record: dict[str, Any]) -> None:
         try:

@@ -18,7 +18,7 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_usage import batch_files, env_config, logs, settings
+from target_usage import batch_files, env_config, explain, logs, settings
 from target_usage.errors import TargetUsageError
 from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
@@ -117,6 +117,7 @@ class TargetUsage(Target):
         self._apis: dict[str, Api] = {}
         self._deliveries: dict[str, Delivery] = {}
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
+        self.samples = explain.Samples() if self.config["dry_run"] else None
         self._stop_progress = threading.Event()
 
     @classproperty
@@ -333,6 +334,18 @@ class TargetUsage(Target):
             code = 1
         sys.exit(code)
 
+    def _explanation(self) -> list[str]:
+        """Dry run: where each field of each stream's first item came from (explain.py)."""
+        apis: dict[str, Api] = {}
+
+        def build_for(kind: str) -> Any:
+            name = SKALIN_API if kind in SKALIN_SINKS else HULL_API
+            if name not in apis:
+                apis[name] = explain.frozen(self._build_api(name))
+            return lambda record: apis[name].build(kind, record)
+
+        return explain.report(self.samples, build_for, self._dry_run_writer.path)
+
     def _start_progress(self) -> threading.Thread | None:
         interval = float(self.config["progress_interval"])
         if interval <= 0:
@@ -352,6 +365,9 @@ class TargetUsage(Target):
             delivery.close()
         self._dry_run_writer.close()
         self.rejects.close()
+        if self.samples is not None:
+            for line in self._explanation():
+                self.logger.info("%s", line)
         for line in self.report.lines(dry_run=self.config["dry_run"]):
             self.logger.info(line)
         signer = getattr(self._apis.get(HULL_API), "signer", None)
