@@ -30,8 +30,11 @@ class RunOutput(logging.Filter):
             return False
         if record.levelno >= logging.WARNING or record.pathname.startswith(PACKAGE_DIR):
             return True
-        # Asked for: DEBUG for everything (LOGLEVEL) or for that logger (a logging config).
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        # Asked for: DEBUG for everything (LOGLEVEL, `meltano --log-level=debug`) or for
+        # that logger (a logging config).
+        return any(
+            logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in ("", record.name)
+        )
 
 
 def quiet_sdk_output() -> None:

@@ -4,6 +4,9 @@ was made of, so a first run (no account needed) explains what would be sent."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import HULL_CONNECTOR, HULL_ORG, HULL_SECRET, run_cli, singer_lines
@@ -105,3 +108,27 @@ def test_a_real_run_does_not_explain(skalin_config: dict, tmp_path: Path) -> Non
 
     assert run.exit_code == 0, run.stderr
     assert "What would be sent" not in run.stderr
+
+
+REPO = Path(__file__).resolve().parents[1]
+TRY_IT_START, TRY_IT_END = "<!-- try-it:start -->\n```\n", "```\n<!-- try-it:end -->"
+
+
+def timeless(lines: list[str]) -> list[str]:
+    return [re.sub(r"\d+\.\ds\b", "N.Ns", line) for line in lines]
+
+
+def test_readme_try_it_shows_what_the_quick_start_command_prints(tmp_path: Path) -> None:
+    config, sample = REPO / "examples/config.dry-run.json", REPO / "examples/usage.singer"
+    done = subprocess.run(
+        [sys.executable, "-m", "target_usage", "--config", str(config), "--input", str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=True,
+    )
+
+    readme = (REPO / "README.md").read_text()
+    shown = readme.split(TRY_IT_START, 1)[1].split(TRY_IT_END, 1)[0].splitlines()
+    assert timeless(explanation(done.stderr)) == timeless(shown)
