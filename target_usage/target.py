@@ -71,7 +71,7 @@ class UsageReader(MsgSpecReader):
     def process_lines(self, file_input: Any, callbacks: Any) -> Any:
         return super().process_lines(self._between_messages(file_input), callbacks)
 
-    def _between_messages(self, file_input: Any) -> Iterator[str]:
+    def _between_messages(self, file_input: Any) -> Iterator[str | bytes]:
         """Yield lines; between two messages (never inside one) honour a pending stop."""
         source = file_input or self.default_input
         for line in getattr(source, "buffer", source):
