@@ -7,6 +7,7 @@ rejected record that STATE already moved past.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,10 +16,16 @@ from typing import IO
 from target_usage.records import encode_json
 
 REDACTED = "***"
+# A signed JWT (header.payload.signature, base64url; both JSON parts start `{"` = `eyJ`):
+# a server echoing a request quotes the per-entry tokens, each usable until it expires.
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# The user-info of a URL (`https://user:password@host`).
+URL_USER_INFO = re.compile(r"(?<=://)[^/?#@\s]+@")
 
 
 class Redactor:
-    """Replaces secret values wherever they could leak: headers, bodies, messages."""
+    """Replaces what could leak wherever it could leak (headers, quoted bodies, messages):
+    secret values, signed tokens and the user-info of URLs."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         # Longest first, so a secret containing another is replaced whole.
@@ -27,7 +34,8 @@ class Redactor:
     def text(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return text
+        text = JWT.sub(REDACTED, text)
+        return URL_USER_INFO.sub(REDACTED + "@", text)
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {name: self.text(value) for name, value in headers.items()}

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from target_usage.logs import plural
 from target_usage.transport import SendStats
 
 
@@ -24,17 +25,19 @@ class StreamStats:
     first_sent_at: float | None = None
     last_sent_at: float | None = None
 
-    def line(self) -> str:
+    def line(self, *, dry_run: bool = False) -> str:
         window = (
             self.last_sent_at - self.first_sent_at
             if self.first_sent_at is not None and self.last_sent_at is not None
             else 0.0
         )
+        sent = "would be sent" if dry_run else "sent"
         return (
-            f"{self.sink} <- '{self.stream}': {self.records_in} records in, "
-            f"{self.sent.items} items sent in {self.sent.requests} requests "
-            f"({self.sent.retries} retries), {self.skipped} skipped, "
-            f"{self.dead_lettered} dead-lettered, {window:.1f}s sending"
+            f"stream '{self.stream}' -> {self.sink}: "
+            f"{plural(self.records_in, 'record')} in, "
+            f"{plural(self.sent.items, 'item')} {sent} in {plural(self.sent.requests, 'request')} "
+            f"({plural(self.sent.retries, 'retry')}), {self.skipped:,} skipped, "
+            f"{self.dead_lettered:,} dead-lettered, {window:.1f}s sending"
         )
 
 
@@ -68,11 +71,11 @@ class RunReport:
         return self._clock() - self.started
 
     def lines(self, *, dry_run: bool) -> list[str]:
-        mode = " (dry run: requests written, none sent)" if dry_run else ""
+        mode = " (dry run: nothing was sent)" if dry_run else ""
         head = f"Run summary after {self.elapsed():.1f}s{mode}:"
         if not self.streams:
             return [f"{head} no records received."]
-        return [head, *(f"  {s.line()}" for s in self.streams.values())]
+        return [head, *(f"  {s.line(dry_run=dry_run)}" for s in self.streams.values())]
 
     def progress(self, waited_seconds: float) -> str:
         """One line for long runs: read, delivered per sink, rate, retries, rate-limit waits."""
@@ -85,7 +88,7 @@ class RunReport:
         elapsed = max(self.elapsed(), 1e-9)
         per_sink = ", ".join(f"{sink} {n}" for sink, n in sent.items()) or "none yet"
         return (
-            f"Progress after {elapsed:.0f}s: {read} records read ({read / elapsed:.0f}/s); "
-            f"delivered: {per_sink}; {retries} retries; "
+            f"Progress after {elapsed:.0f}s: {plural(read, 'record')} read "
+            f"({read / elapsed:.0f}/s); delivered: {per_sink}; {plural(retries, 'retry')}; "
             f"{waited_seconds:.1f}s waiting on rate limits"
         )

@@ -9,20 +9,24 @@ seam, when an SDK upgrade changes one.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
 
+import click
 import msgspec
 from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import BatchSink, Sink
 
-from target_usage import settings
+from target_usage import env_config, logs, settings
+from target_usage.errors import TargetUsageError
 from target_usage.outputs import Redactor
 from target_usage.records import encode_json
 
@@ -78,6 +82,25 @@ SEAMS = (
         "(self, line: 'str') -> 'dict'",
         "The SDK's message for a line that is not JSON gives no line number and echoes it.",
     ),
+    Seam(
+        Target,
+        "_process_batch_message",
+        "(self, message_dict: 'dict') -> 'None'",
+        "The SDK hands BATCH files to process_batch_files, which this target's sinks do not "
+        "implement: their records are silently dropped.",
+    ),
+    Seam(
+        Target,
+        "_env_var_config",
+        "(cls) -> 'dict[str, t.Any]'",
+        "The SDK's parser leaves numbers as strings and reads any unknown word as false.",
+    ),
+    Seam(
+        Target,
+        "cb_config",
+        "(ctx: 'click.Context', param: 'click.Option', value: 'tuple[str, ...]') -> '_ConfigInput'",
+        "A config file that is not JSON gives a traceback instead of one line.",
+    ),
 )
 
 
@@ -85,13 +108,16 @@ class Interrupted(Exception):
     """A termination signal arrived while a message was being processed."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
+        super().__init__(logs.signal_name(signum))
         self.signum = signum
 
 
 class UsageReader(MsgSpecReader):
-    """The SDK's msgspec reader, telling which input line is not JSON (and not echoing it),
-    and stopping between messages when a termination signal asks it to.
+    """The SDK's msgspec reader, telling which input line is not JSON or not UTF-8 (and not
+    echoing it), and stopping between messages when a termination signal asks it to.
+
+    Lines are read as bytes, so text that is not UTF-8 is caught on its own line instead of
+    failing the text decoder somewhere in a buffer.
     """
 
     def __init__(self) -> None:
@@ -103,23 +129,27 @@ class UsageReader(MsgSpecReader):
     def process_lines(self, file_input: Any, callbacks: Any) -> Any:
         return super().process_lines(self._between_messages(file_input), callbacks)
 
-    def _between_messages(self, file_input: IO[str] | None) -> Iterator[str]:
+    def _between_messages(self, file_input: IO[str] | IO[bytes] | None) -> Iterator[str | bytes]:
         """Yield lines; between two messages (never inside one) honour a pending stop."""
-        for line in file_input or self.default_input:
+        source = file_input or self.default_input
+        for line in getattr(source, "buffer", source):
             self.busy = True
             yield line
             self.busy = False
             if self.stop_signal is not None:
                 raise Interrupted(self.stop_signal)
 
-    def deserialize_json(self, line: str) -> dict:
+    def deserialize_json(self, line: str | bytes) -> dict:
         self.line_number += 1
         try:
             return decoder.decode(line)  # type: ignore[no-any-return]
-        except msgspec.DecodeError as error:
+        except (msgspec.DecodeError, RecursionError) as error:
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            start = line[:80].decode(errors="replace") if isinstance(line, bytes) else line[:80]
+            start = start.rstrip("\r\n")
             msg = (
-                f"Input line {self.line_number} is not a JSON Singer message ({error}; it "
-                f"starts {line[:80]!r}). Check the tap's output. No STATE was emitted past it."
+                f"Input line {self.line_number} is not a JSON Singer message ({reason}; it "
+                f"starts {start!r}). Check the tap's output. No STATE was emitted past it."
             )
             raise InvalidInputLine(msg) from None
 
@@ -137,12 +167,48 @@ class TargetSeams(Target):
         """Called on SIGINT/SIGTERM, in the signal handler."""
         raise NotImplementedError
 
+    def process_batch_files(self, message_dict: dict) -> None:
+        """Called for each BATCH message."""
+        raise NotImplementedError
+
     def _write_state_message(self, state: dict) -> None:
         """Emit STATE as received (Decimals and floats kept), once `before_state` allows."""
         if not self.before_state():
             return
-        sys.stdout.write(encode_json(state).decode() + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(encode_json(state).decode() + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Nothing more can be written there; keep the interpreter's exit flush quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            msg = (
+                "stdout was closed before STATE could be written (was the target piped into a "
+                "command that exited?): the records read were delivered, but no bookmark "
+                "was saved; rerun with stdout read to the end"
+            )
+            raise TargetUsageError(msg) from None
+
+    def _process_batch_message(self, message_dict: dict) -> None:
+        self.process_batch_files(message_dict)
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:
+        """`--config=ENV`: every setting parsed by its schema type (the SDK's parser leaves
+        numbers as strings and reads any unknown word as `false`).
+        """
+        schema = cls.config_jsonschema
+        cls.append_builtin_config(schema)
+        return env_config.parse_environment(schema, cls._env_var_prefix)
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        """A config file that cannot be read or is not a JSON object: one line, exit 1."""
+        for path in value:
+            problem = None if path == "ENV" else env_config.config_file_problem(path)
+            if problem:
+                cls.logger.error("%s", problem)
+                ctx.exit(1)
+        return super().cb_config(ctx, param, value)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         self.on_signal(signum)

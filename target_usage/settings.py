@@ -17,6 +17,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from target_usage.catalogue import API_REQUIRED, SINK_APIS, SINKS
 from target_usage.ledger import ledger_passwords
+from target_usage.outputs import URL_USER_INFO
 
 INVALID_POLICIES = ("fail", "skip", "dead_letter")
 SKALIN_MAX_REQUESTS_PER_SECOND = 100
@@ -262,12 +263,7 @@ def missing_for_sink(config: Mapping[str, Any], sink: str, stream: str) -> list[
 def check(config: Mapping[str, Any]) -> None:
     """Cross-setting checks run at start-up; raises one error listing every problem."""
     problems = [problem for name in URL_SETTINGS for problem in _url_problems(name, config)]
-    problems += [
-        f"'{name}' holds characters an HTTP header cannot carry (only Latin-1 text): check "
-        "it was copied whole"
-        for name in HEADER_SETTINGS
-        if not str(config.get(name) or "").isascii() and not _latin1(str(config.get(name)))
-    ]
+    problems += [problem for name in HEADER_SETTINGS for problem in _header_problems(name, config)]
     for stream, sink in (config.get("stream_sinks") or {}).items():
         problems += missing_for_sink(config, sink, stream)
     if problems:
@@ -279,14 +275,41 @@ def _url_problems(name: str, config: Mapping[str, Any]) -> list[str]:
     if not url:
         return []
     parts = urlsplit(url)
+    shown = URL_USER_INFO.sub("***@", url)
+    if "@" in parts.netloc:
+        # Both APIs authenticate with headers; user-info would be sent as Basic auth.
+        return [
+            f"'{name}' is {shown!r}: remove the user-info (user:password@) from the URL; "
+            "credentials go in their own settings"
+        ]
     if parts.scheme == "https" and parts.hostname:
         return []
     if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return []
     return [
-        f"'{name}' is {url!r}: use an https:// URL (plain http:// is allowed only for "
+        f"'{name}' is {shown!r}: use an https:// URL (plain http:// is allowed only for "
         "loopback hosts such as 127.0.0.1 or localhost)"
     ]
+
+
+def _header_problems(name: str, config: Mapping[str, Any]) -> list[str]:
+    """A header value that `requests` would refuse only when sending, minutes of retries
+    later (InvalidHeader), told at start-up without quoting the value."""
+    value = config.get(name)
+    if value in (None, ""):
+        return []
+    text = str(value)
+    if text != text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return [
+            f"'{name}' has surrounding whitespace or control characters (a trailing newline "
+            "from $(cat file)?): remove them"
+        ]
+    if not _latin1(text):
+        return [
+            f"'{name}' holds characters an HTTP header cannot carry (only Latin-1 text): "
+            "check it was copied whole"
+        ]
+    return []
 
 
 def _latin1(text: str) -> bool:

@@ -17,6 +17,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_usage.catalogue import SINKS
 from target_usage.errors import InvalidRecordError
+from target_usage.explain import Samples
 from target_usage.outcomes import OutcomeStep, StreamSchema
 from target_usage.report import RunReport
 from target_usage.sdk_seams import SinkSeams
@@ -40,6 +41,7 @@ class SinkHost(Protocol):
 
     report: RunReport
     outcomes: OutcomeStep
+    samples: Samples | None  # a dry run's first items, to explain
 
     def api_for(self, kind: str) -> Api: ...
 
@@ -91,6 +93,8 @@ class UsageSink(SinkSeams):
         # The record is kept until delivered, to dead-letter it if the API refuses it.
         origin = Origin(self.stream_name, self.kind, self._position, record)
         context.setdefault("built", []).append((item, origin))
+        if self.host.samples is not None:  # a dry run explains its first items
+            self.host.samples.offer(self.stream_name, self.kind, self._position, record)
 
     def _origin(self, record: dict[str, Any]) -> Origin:
         return Origin(self.stream_name, self.kind, self._position, record)

@@ -12,7 +12,7 @@ from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaExc
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.sinks import Sink
 
-from target_usage import settings
+from target_usage import batch_files, explain, logs, settings
 from target_usage.catalogue import HULL, SINK_APIS, SKALIN
 from target_usage.errors import TargetUsageError
 from target_usage.hull import HullApi, TokenSigner
@@ -69,7 +69,14 @@ class TargetUsage(TargetSeams):
         self._deliveries: dict[str, Delivery] = {}
         self._deliveries_lock = threading.Lock()  # drain threads ask for them at once
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
+        self.samples = explain.Samples() if self.config["dry_run"] else None
         self._stop_progress = threading.Event()
+
+    def process_batch_files(self, message_dict: dict) -> None:
+        """Each record of a BATCH message's files takes the RECORD path (see batch_files)."""
+        stream = message_dict.get("stream")
+        for record in batch_files.records_of(message_dict):
+            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
 
     # Routing
 
@@ -205,6 +212,7 @@ class TargetUsage(TargetSeams):
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Errors the user can act on end the run with their message alone, no traceback."""
+        logs.quiet_sdk_output()
         try:
             super().invoke(*args, **kwargs)
         except (TargetUsageError, InvalidInputLine, RecordsWithoutSchemaException) as error:
@@ -219,9 +227,9 @@ class TargetUsage(TargetSeams):
         drains re-entrantly and exits 0, telling an orchestrator the run completed.
         """
         self.logger.warning(
-            "Received signal %d: delivering what was read (in-flight requests finish or are "
+            "Received %s: delivering what was read (in-flight requests finish or are "
             "retried), then stopping.",
-            signum,
+            logs.signal_name(signum),
         )
         if self.message_reader.busy:
             self.message_reader.stop_signal = signum
@@ -237,6 +245,18 @@ class TargetUsage(TargetSeams):
             self.logger.error("%s", error)
             code = 1
         sys.exit(code)
+
+    def _explanation(self) -> list[str]:
+        """Dry run: where each field of each stream's first item came from (explain.py)."""
+        apis: dict[str, Api] = {}
+
+        def build_for(kind: str) -> Any:
+            name = SINK_APIS[kind]
+            if name not in apis:
+                apis[name] = explain.frozen(self._build_api(name))
+            return explain.sent_item(apis[name], kind)
+
+        return explain.report(self.samples, build_for, self._dry_run_writer.path)
 
     def _start_progress(self) -> threading.Thread | None:
         interval = float(self.config["progress_interval"])
@@ -258,6 +278,9 @@ class TargetUsage(TargetSeams):
         self.outcomes.settle()
         self._dry_run_writer.close()
         self.outcomes.close()
+        if self.samples is not None:
+            for line in self._explanation():
+                self.logger.info("%s", line)
         for line in self.report.lines(dry_run=self.config["dry_run"]):
             self.logger.info(line)
         signer = getattr(self._apis.get(HULL), "signer", None)
@@ -265,7 +288,7 @@ class TargetUsage(TargetSeams):
             self.logger.info("  Hull tokens signed: %d (one per subject, reused)", signer.signed)
         if self.config["dry_run"] and self._dry_run_writer.lines:
             self.logger.info(
-                "Dry run: %d requests written to %s",
-                self._dry_run_writer.lines,
+                "Dry run: nothing sent; %s written to %s (what would have been sent, one per line)",
+                logs.plural(self._dry_run_writer.lines, "request"),
                 self._dry_run_writer.path,
             )

@@ -59,7 +59,7 @@ def test_unmapped_stream_is_skipped_with_a_warning_when_asked(
     ]
     run = run_target(config, messages)
     assert "Stream 'orders' matches no sink and is skipped" in run.stderr
-    assert "(skipped: unmapped) <- 'orders': 1 records in" in run.stderr
+    assert "stream 'orders' -> (skipped: unmapped): 1 record in" in run.stderr
     assert len(skalin.features) == 1
     assert run.states == [{"done": True}]
 

@@ -53,7 +53,7 @@ def test_every_record_arrives_once_in_requests_of_at_most_100(
     assert sum(len(r.json.get("features", [])) for r in skalin.accepted) == 250
     assert sum(len(r.json.get("identities", [])) for r in skalin.accepted) == 130
     assert run.states == [{"bookmarks": {"public-features": {"replication_key_value": 250}}}]
-    assert "features <- 'public-features': 250 records in, 250 items sent in" in run.stderr
+    assert "stream 'public-features' -> features: 250 records in, 250 items sent in" in run.stderr
 
 
 def test_a_replay_sends_identical_ids(skalin: FakeSkalin, skalin_config: dict, run_target) -> None:
@@ -79,7 +79,7 @@ def test_transient_faults_are_retried_until_delivered(
     assert len(skalin.features) == 10
     assert len(skalin.requests) == 5
     assert run.states == [{"n": 1}]
-    assert "in 1 requests (4 retries)" in run.stderr
+    assert "in 1 request (4 retries)" in run.stderr
 
 
 def test_identities_ride_along_in_features_requests(
@@ -209,7 +209,7 @@ def test_invalid_records_are_skipped_with_counts_when_asked(
     assert "record #2 skipped" in run.stderr
     assert "record #3 skipped" in run.stderr
     assert "no feature name" in run.stderr
-    assert "4 records in, 2 items sent in 1 requests (0 retries), 2 skipped" in run.stderr
+    assert "4 records in, 2 items sent in 1 request (0 retries), 2 skipped" in run.stderr
     assert run.states == [{"n": 1}]
 
 
@@ -279,8 +279,8 @@ def test_summary_reports_each_sink(skalin: FakeSkalin, skalin_config: dict, tmp_
     )
     assert run.exit_code == 0
     assert "Run summary after" in run.stderr
-    assert "features <- 'features': 5 records in, 5 items sent in 1 requests" in run.stderr
-    assert "identities <- 'identities': 1 records in, 1 items sent" in run.stderr
+    assert "stream 'features' -> features: 5 records in, 5 items sent in 1 request " in run.stderr
+    assert "stream 'identities' -> identities: 1 record in, 1 item sent" in run.stderr
 
 
 def test_acceptance_mixed_timezones_arrive_once_in_utc_with_stable_ids(

@@ -496,7 +496,7 @@ def test_a_signal_mid_run_delivers_what_was_read_and_states_exactly_that(
         )
     )
     assert run.exit_code == code, run.stderr
-    assert f"Received signal {getattr(signal, signame).value}" in run.stderr
+    assert f"Received {signame}:" in run.stderr
     assert len(run.states) == 1, run.stdout
     assert run.states[0]["bookmarks"]["faults"]["records"] >= STATE_EVERY
     assert_state_covers_only_delivered(bench, run)
@@ -583,7 +583,7 @@ def test_a_second_sigterm_while_draining_states_only_what_was_delivered(bench: B
         )
     )
     assert run.exit_code == 143, run.stderr
-    assert run.stderr.count("Received signal 15") == 2
+    assert run.stderr.count("Received SIGTERM") == 2
     assert_state_covers_only_delivered(bench, run)
     rerun = bench.rerun(config, messages, run)
     bench.outcome("skalin-sigterm-twice", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)

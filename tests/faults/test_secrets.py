@@ -172,3 +172,73 @@ def test_wire_debugging_keeps_the_secret_and_stray_lines_out_of_stdout(bench: Be
     run = debug_run(bench, wire_debug_sitecustomize(bench.workdir))
     assert HULL_SECRET not in run.stdout
     assert run.stray == []
+
+
+def echo_body(status: int, *, only_seq: int | None = None):
+    """A server that answers `status` quoting the request body back: its per-entry tokens."""
+
+    def answer(request: Received) -> Fault | None:
+        if only_seq is not None and not any(
+            e["body"]["properties"]["seq"] == only_seq for e in request.json["batch"]
+        ):
+            return None
+        return Fault.status(status, request.body[:2000])
+
+    return answer
+
+
+JWT_START = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+
+
+def test_tokens_in_an_error_body_echoing_the_request_are_redacted(bench: Bench) -> None:
+    bench.start(tracks(3))
+    bench.hull.fault_when = echo_body(503)
+    run = bench.run(bench.config(max_retries=0), tracks(3))
+    assert run.exit_code == 1
+    assert "HTTP 503; response body:" in run.stderr
+    assert '"Hull-Access-Token":"***"' in run.stderr
+    assert JWT_START not in run.stderr
+
+
+def test_tokens_in_a_refusal_echoing_the_request_are_redacted_in_the_reason(
+    bench: Bench,
+) -> None:
+    bench.start(tracks(4))
+    bench.hull.fault_when = echo_body(400, only_seq=3)
+    run = bench.run(bench.config(invalid_records="dead_letter"), tracks(4))
+    assert run.exit_code == 0, run.stderr
+    (reason,) = [d["reason"] for d in dead_letters(bench.dead_letter_path) if "reason" in d]
+    assert "Hull refused it alone: HTTP 400" in reason
+    assert '"Hull-Access-Token":"***"' in reason
+    assert JWT_START not in reason
+
+
+@pytest.mark.parametrize("setting", ["hull_firehose_url", "skalin_url"])
+def test_user_info_of_a_url_is_never_printed(bench: Bench, setting: str) -> None:
+    bench.start([])
+    for url in ("http://user:pa55word@firehose.example.com", "https://user:pa55word@h.io"):
+        run = bench.run(bench.config(**{setting: url}), tracks(1))
+        assert run.exit_code == 1
+        assert f"'{setting}' is '" in run.stderr
+        assert "pa55word" not in run.stderr
+        assert "Traceback" not in run.stderr
+    assert bench.hull.requests == []
+    assert bench.skalin.requests == []
+
+
+@pytest.mark.parametrize(
+    "setting", ["hull_connector_secret", "hull_connector_id", "hull_organization"]
+)
+@pytest.mark.parametrize("padding", ["\n", " ", "\t"])
+def test_a_header_setting_with_surrounding_whitespace_is_refused_at_start(
+    bench: Bench, setting: str, padding: str
+) -> None:
+    """`$(cat secret.txt)` keeps the file's newline: refused before any request, naming
+    the setting (not failing late as `network error (InvalidHeader)` after retries)."""
+    bench.start([])
+    value = bench.config()[setting] + padding
+    run = bench.run(bench.config(**{setting: value}), tracks(1))
+    assert run.exit_code == 1
+    assert f"'{setting}' has surrounding whitespace or control characters" in run.stderr
+    assert "InvalidHeader" not in run.stderr
+    assert bench.hull.requests == []

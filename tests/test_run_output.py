@@ -1,0 +1,96 @@
+"""What a run prints on stderr: little at the default level, linear and free of record
+contents at DEBUG, worded for a reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.harness import record_message, run_cli, schema_message, state_message
+
+FEATURE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string"},
+        "name": {"type": "string"},
+        "ts": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+# The harness drops TARGET_USAGE_* variables of the caller; a run asks for its own.
+DEBUG = {"TARGET_USAGE_LOGLEVEL": "DEBUG"}
+
+
+def features(count: int) -> list[dict]:
+    rows = (
+        {"email": f"person-{n}@example.com", "name": "export", "ts": "2026-11-02T09:20:31Z"}
+        for n in range(count)
+    )
+    return [
+        schema_message("features", FEATURE_SCHEMA),
+        *(record_message("features", row) for row in rows),
+        state_message({"bookmarks": {"features": count}}),
+    ]
+
+
+def dry_run_config(tmp_path: Path) -> dict:
+    return {
+        "dry_run": True,
+        "dry_run_path": str(tmp_path / "requests.jsonl"),
+        "skalin_client_id": "client",
+        "batch_size_rows": 50,
+    }
+
+
+def test_a_default_run_prints_no_sdk_batch_lines_and_ends_with_the_summary(
+    tmp_path: Path,
+) -> None:
+    run = run_cli(dry_run_config(tmp_path), features(500), tmp_path)
+
+    assert run.exit_code == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert not [line for line in lines if "METRIC" in line or "Draining" in line]
+    # The explanation of the first item (test_explain.py), then the summary, last.
+    assert len(lines) <= 12, run.stderr
+    assert "Run summary" in lines[-3]
+    assert lines[-1].endswith(
+        "Dry run: nothing sent; 10 requests written to "
+        f"{tmp_path / 'requests.jsonl'} (what would have been sent, one per line)"
+    )
+
+
+def test_the_summary_names_stream_and_sink_says_would_and_counts_in_proper_plurals(
+    tmp_path: Path,
+) -> None:
+    run = run_cli(dry_run_config(tmp_path), features(1), tmp_path)
+
+    assert run.exit_code == 0, run.stderr
+    assert (
+        "stream 'features' -> features: 1 record in, 1 item would be sent in 1 request "
+        "(0 retries)" in run.stderr
+    )
+    assert "Dry run: nothing sent; 1 request written" in run.stderr
+
+
+def test_sdk_metrics_are_printed_when_debug_is_asked_for(tmp_path: Path) -> None:
+    run = run_cli(dry_run_config(tmp_path), features(100), tmp_path, env=DEBUG)
+
+    assert run.exit_code == 0, run.stderr
+    assert "METRIC" in run.stderr
+
+
+def test_debug_output_grows_linearly_and_carries_no_record_contents(
+    skalin_config: dict, tmp_path: Path
+) -> None:
+    sizes = {}
+    for count in (200, 800):
+        workdir = tmp_path / str(count)
+        workdir.mkdir()
+        run = run_cli({**skalin_config, "batch_size_rows": 50}, features(count), workdir, env=DEBUG)
+        assert run.exit_code == 0, run.stderr[-2000:]
+        assert "person-" not in run.stderr  # no record's email, at any level
+        sizes[count] = len(run.stderr)
+
+    # Four times the records: at most about four times the output (per-batch lines), where
+    # logging every record's batch context grows with the square of the input.
+    assert sizes[800] < 5 * sizes[200], sizes
