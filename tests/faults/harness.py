@@ -239,11 +239,14 @@ def run_cli_interrupted(
                     raise TimeoutError("the condition to send the signal never held")
                 time.sleep(0.01)
             proc.send_signal(signum)
+            signalled_at = time.monotonic()
             if again_after is not None:
                 time.sleep(again_after)
                 assert proc.poll() is None, "the target ended before the second signal"
                 proc.send_signal(signum)
+                signalled_at = time.monotonic()
             proc.wait(timeout=RUN_TIMEOUT_SECONDS)
+            ended_at = time.monotonic()
         finally:
             stop.set()
             if proc.poll() is None:
@@ -260,6 +263,8 @@ def run_cli_interrupted(
         err_path.read_bytes().decode(errors="replace"),
         states_of(stdout),
         time.monotonic() - started,
+        signalled_at,
+        ended_at,
     )
 
 

@@ -101,9 +101,31 @@ ROWS: tuple[Row, ...] = (
         may_duplicate=True,
     ),
     Row(
-        "hull-400-everything",
+        "hull-400-everything-fail",
         "Hull track",
-        "400 on every request (a systematic refusal); `invalid_records: dead_letter`",
+        "400 on every request (wrong organization), none accepted yet; `invalid_records: fail`",
+    ),
+    Row(
+        "hull-400-everything-skip",
+        "Hull track",
+        "400 on every request (wrong organization), none accepted yet; `invalid_records: skip`",
+    ),
+    Row(
+        "hull-400-everything-dead_letter",
+        "Hull track",
+        "400 on every request (wrong organization), none accepted yet; "
+        "`invalid_records: dead_letter`",
+    ),
+    Row(
+        "skalin-400-everything-skip",
+        "Skalin features",
+        "400 on every request (wrong client id), none accepted yet; `invalid_records: skip`",
+    ),
+    Row(
+        "hull-isolate-1000",
+        "Hull track",
+        "999 of a 1,000-entry request, and 1 more, refused one by one; "
+        "`hull_batch_size` 1000, `invalid_records: skip`",
     ),
     Row("skalin-401", "Skalin features", "401 on every request"),
     Row("skalin-odd-2xx", "Skalin features", "202 with a non-JSON body on every request"),
@@ -147,7 +169,8 @@ ROWS: tuple[Row, ...] = (
     Row(
         "skalin-sigterm-twice",
         "Skalin features",
-        "a second SIGTERM while the final drain waits on a full outbox; STATE every 50 records",
+        "a second SIGTERM while the final drain waits on a full outbox (stops within 2 s); "
+        "STATE every 50 records",
         may_duplicate=True,
     ),
     Row(
