@@ -33,7 +33,8 @@ class RejectedRecordError(TargetUsageError):
 
 
 class ApiError(TargetUsageError):
-    """A request that failed for good: names the API, the status, the body and the batch."""
+    """A request that failed for good: names the API, the status, the body, the settings
+    to check and the records not delivered (`where`, completed when the run ends)."""
 
     def __init__(
         self,
@@ -44,20 +45,28 @@ class ApiError(TargetUsageError):
         attempts: int,
         where: str = "",
         cause: str = "",
+        hint: str = "",
+        note: str = "",
     ) -> None:
+        super().__init__(api, status)
         self.api = api
         self.status = status
         self.body = body[:BODY_EXCERPT_CHARS]
         self.attempts = attempts
         self.where = where
         self.cause = cause
-        super().__init__(self._message())
+        self.hint = hint
+        self.note = note
 
-    def _message(self) -> str:
+    def __str__(self) -> str:
         outcome = f"HTTP {self.status}" if self.status is not None else self.cause
         text = f"{self.api} request failed after {self.attempts} attempt(s): {outcome}"
+        if self.note:
+            text += f" ({self.note})"
         if self.body:
             text += f"; response body: {self.body!r}"
+        if self.hint:
+            text += f"; {self.hint}"
         if self.where:
             text += f"; undelivered: {self.where}"
         return text + ". No STATE was emitted past these records; rerun to resend them."

@@ -33,7 +33,7 @@ from target_usage.records import (
     iso_utc,
     to_utc,
 )
-from target_usage.transport import Part, Request
+from target_usage.transport import Part, Request, public_url
 
 API_NAME = HULL
 HULL_MAX_BODY_BYTES = 1_000_000
@@ -293,7 +293,10 @@ class HullApi:
 
     name = API_NAME
     credentials_hint = "check hull_connector_id, hull_connector_secret and hull_organization"
-    endpoint_hint = "check hull_firehose_url"
+
+    @property
+    def endpoint_hint(self) -> str:
+        return f"check hull_firehose_url: requests go to {public_url(self.url)}"
 
     def build(self, kind: str, record: Mapping[str, Any]) -> HullItem:
         """One entry, encoded but for its token, checked against the size cap."""

@@ -58,15 +58,23 @@ class OutcomeStep:
         self._report = report
         self._logger = logger
         self._replay_columns = replay_columns
-        self._schemas: dict[str, StreamSchema] = {}
-        self._schemas_written: set[str] = set()
+        # Per stream: (position of its first record, SCHEMA), in the order they came.
+        self._schemas: dict[str, list[tuple[int, StreamSchema]]] = {}
+        self._schema_written: dict[str, StreamSchema] = {}
         # The SDK drains sinks in parallel threads at a full drain, and each may hand over:
         # one at a time applies.
         self._lock = threading.Lock()
 
-    def schema_seen(self, stream: str, schema: StreamSchema) -> None:
-        """Remember the SCHEMA a dead letter of `stream` is written under."""
-        self._schemas.setdefault(stream, schema)
+    def schema_seen(self, stream: str, first_position: int, schema: StreamSchema) -> None:
+        """Remember the SCHEMA the records of `stream` from `first_position` on came under."""
+        self._schemas.setdefault(stream, []).append((first_position, schema))
+
+    def _schema_of(self, origin: Origin) -> StreamSchema:
+        found = self._schemas[origin.stream][0][1]
+        for first_position, schema in self._schemas[origin.stream]:
+            if first_position <= origin.position:
+                found = schema
+        return found
 
     def apply(self) -> None:
         """Apply every outcome queued so far; raises under `invalid_records: fail`."""
@@ -103,6 +111,10 @@ class OutcomeStep:
             self._set_aside(outcome.origin, error)
         else:
             self.failures.append(outcome)
+            # The attempts of a request that failed count too.
+            for stream in {origin.stream: origin for origin in outcome.undelivered}.values():
+                stats = self._report.stream(stream.stream, stream.sink)
+                stats.sent.retries += outcome.retries
 
     def _set_aside(self, origin: Origin, error: InvalidRecordError) -> None:
         if self.policy == "fail":
@@ -132,9 +144,12 @@ class OutcomeStep:
 
     def _dead_letter(self, origin: Origin, reason: str) -> None:
         stream = origin.stream
-        if stream not in self._schemas_written:
-            self._schemas_written.add(stream)
-            self._writer.write(self._schema_line(stream))
+        schema = self._schema_of(origin)
+        if self._schema_written.get(stream) != schema:
+            # Repeated whenever the stream's SCHEMA changed, so a replay reads each record
+            # under the SCHEMA it came with.
+            self._schema_written[stream] = schema
+            self._writer.write(self._schema_line(stream, schema))
         self._writer.write(
             {
                 "type": "RECORD",
@@ -146,9 +161,8 @@ class OutcomeStep:
             }
         )
 
-    def _schema_line(self, stream: str) -> dict[str, object]:
+    def _schema_line(self, stream: str, known: StreamSchema) -> dict[str, object]:
         """The stream's SCHEMA, with the `event_id` column replays may carry."""
-        known = self._schemas[stream]
         schema = dict(known.schema)
         properties = schema.get("properties")
         if isinstance(properties, Mapping) and "event_id" not in properties:

@@ -77,14 +77,14 @@ class RunReport:
             return [f"{head} no records received."]
         return [head, *(f"  {s.line(dry_run=dry_run)}" for s in self.streams.values())]
 
-    def progress(self, waited_seconds: float) -> str:
-        """One line for long runs: read, delivered per sink, rate, retries, rate-limit waits."""
+    def progress(self, waited_seconds: float, retries: int) -> str:
+        """One line for long runs: read, delivered per sink, rate, retries so far (counted
+        as they happen), wall time spent waiting on rate limits."""
         streams = list(self.streams.values())  # a snapshot: the reader may add a stream
         read = sum(s.records_in for s in streams)
         sent: dict[str, int] = {}
         for s in streams:
             sent[s.sink] = sent.get(s.sink, 0) + s.sent.items
-        retries = sum(s.sent.retries for s in streams)
         elapsed = max(self.elapsed(), 1e-9)
         per_sink = ", ".join(f"{sink} {n}" for sink, n in sent.items()) or "none yet"
         return (

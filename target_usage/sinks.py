@@ -69,10 +69,12 @@ class UsageSink(SinkSeams):
         self.host = target
         self.api: Api = target.api_for(self.kind)
         self.stats = target.report.stream(self.stream_name, self.kind)
+        # Positions count within the stream for the whole run, across SCHEMA changes.
         target.outcomes.schema_seen(
-            self.stream_name, StreamSchema(self.original_schema, tuple(self.key_properties))
+            self.stream_name,
+            self.stats.records_in + 1,
+            StreamSchema(self.original_schema, tuple(self.key_properties)),
         )
-        self._position = 0
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """None: records are validated in `process_record`, so a record that does not match
@@ -81,23 +83,21 @@ class UsageSink(SinkSeams):
         return None
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
-        self._position += 1
         self.stats.records_in += 1
+        position = self.stats.records_in
         try:
             if self._check_schema is not None:
                 self._validate(record)
             item = self.api.build(self.kind, record)
         except InvalidRecordError as error:
-            self.host.outcomes.reject(self._origin(record), error)
+            origin = Origin(self.stream_name, self.kind, position, record)
+            self.host.outcomes.reject(origin, error)
             return
         # The record is kept until delivered, to dead-letter it if the API refuses it.
-        origin = Origin(self.stream_name, self.kind, self._position, record)
+        origin = Origin(self.stream_name, self.kind, position, record)
         context.setdefault("built", []).append((item, origin))
         if self.host.samples is not None:  # a dry run explains its first items
-            self.host.samples.offer(self.stream_name, self.kind, self._position, record)
-
-    def _origin(self, record: dict[str, Any]) -> Origin:
-        return Origin(self.stream_name, self.kind, self._position, record)
+            self.host.samples.offer(self.stream_name, self.kind, position, record)
 
     def _validate(self, record: dict[str, Any]) -> None:
         try:

@@ -29,7 +29,7 @@ from target_usage.records import (
     to_utc,
     utc_seconds,
 )
-from target_usage.transport import Part, Request
+from target_usage.transport import Part, Request, public_url
 
 API_NAME = SKALIN
 SKALIN_MAX_ITEMS_PER_ARRAY = 100
@@ -145,11 +145,14 @@ class SkalinApi:
 
     name = API_NAME
     credentials_hint = "check skalin_client_id"
-    endpoint_hint = "check skalin_url: requests go to {skalin_url}/hit/bulk"
     HEADERS: ClassVar[dict[str, str]] = {
         "Content-Type": "application/json",
         "Cache-Control": "no-cache",
     }
+
+    @property
+    def endpoint_hint(self) -> str:
+        return f"check skalin_url: requests go to {public_url(self.url)}"
 
     @cached_property
     def url(self) -> str:

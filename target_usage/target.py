@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
@@ -14,7 +16,7 @@ from singer_sdk.sinks import Sink
 
 from target_usage import batch_files, explain, logs, settings
 from target_usage.catalogue import HULL, SINK_APIS, SKALIN
-from target_usage.errors import TargetUsageError
+from target_usage.errors import ApiError, TargetUsageError
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outcomes import OutcomeStep
 from target_usage.outputs import JsonlWriter, Redactor
@@ -29,6 +31,7 @@ from target_usage.transport import (
     Origin,
     Pacer,
     RetryPolicy,
+    describe_ranges,
 )
 
 _SEGMENT_SEPARATORS = re.compile(r"__|[-.]")
@@ -71,6 +74,7 @@ class TargetUsage(TargetSeams):
         self._dry_run_writer = JsonlWriter(self.config["dry_run_path"], append=False)
         self.samples = explain.Samples() if self.config["dry_run"] else None
         self._stop_progress = threading.Event()
+        self._signals = 0
 
     def process_batch_files(self, message_dict: dict) -> None:
         """Each record of a BATCH message's files takes the RECORD path (see batch_files)."""
@@ -226,15 +230,35 @@ class TargetUsage(TargetSeams):
         reader to stop after it; waiting for input, it stops at once. The SDK's own handler
         drains re-entrantly and exits 0, telling an orchestrator the run completed.
         """
+        self._signals += 1
+        if self._signals > 1:
+            self._stop_now(signum)
         self.logger.warning(
             "Received %s: delivering what was read (in-flight requests finish or are "
-            "retried), then stopping.",
+            "retried), then stopping; a second signal stops at once.",
             logs.signal_name(signum),
         )
         if self.message_reader.busy:
             self.message_reader.stop_signal = signum
             return
         self._stop(signum)
+
+    def _stop_now(self, signum: int) -> NoReturn:
+        """A second signal: send nothing more and exit at once.
+
+        Every STATE already written covers only delivered records, and none is written
+        now; requests in flight are abandoned (their records are resent by the rerun, with
+        the same ids).
+        """
+        self.logger.error(
+            "Received %s again: stopping now. Nothing more is sent and no STATE is "
+            "emitted past records not delivered; rerun to resend them.",
+            logs.signal_name(signum),
+        )
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(128 + signum)
 
     def _stop(self, signum: int) -> None:
         code = 128 + signum
@@ -258,6 +282,16 @@ class TargetUsage(TargetSeams):
 
         return explain.report(self.samples, build_for, self._dry_run_writer.path)
 
+    def _name_undelivered(self) -> None:
+        """A failed request's error names every record handed over and not delivered: its
+        own, other failed requests', and those dropped unstarted when the run stopped."""
+        failures = self.outcomes.failures
+        undelivered = [o for failure in failures for o in failure.undelivered]
+        undelivered += [o for d in self._deliveries.values() for o in d.dropped]
+        for failure in failures:
+            if isinstance(failure.error, ApiError) and undelivered:
+                failure.error.where = describe_ranges(undelivered)
+
     def _start_progress(self) -> threading.Thread | None:
         interval = float(self.config["progress_interval"])
         if interval <= 0:
@@ -265,17 +299,37 @@ class TargetUsage(TargetSeams):
 
         def report() -> None:
             while not self._stop_progress.wait(interval):
-                waited = sum(d.pacer.waited_seconds for d in list(self._deliveries.values()))
-                self.logger.info(self.report.progress(waited))
+                deliveries = list(self._deliveries.values())
+                waited = sum(d.pacer.waited_seconds for d in deliveries)
+                retries = sum(d.retries for d in deliveries)
+                self.logger.info(self.report.progress(waited, retries))
+                for delivery in deliveries:
+                    self._report_trouble(delivery)
 
         thread = threading.Thread(target=report, name="progress", daemon=True)
         thread.start()
         return thread
 
+    def _report_trouble(self, delivery: Delivery) -> None:
+        """A line while an API keeps failing: how, for how long, when the next try is."""
+        trouble = delivery.trouble
+        if trouble is None:
+            return
+        now = delivery.clock()
+        self.logger.warning(
+            "%s keeps failing: %s for %.0fs; next try in %.0fs (%d retries so far).",
+            delivery.api.name,
+            trouble.what,
+            now - trouble.since,
+            max(0.0, trouble.next_try_at - now),
+            delivery.retries,
+        )
+
     def _close(self) -> None:
         for delivery in self._deliveries.values():
             delivery.close()
         self.outcomes.settle()
+        self._name_undelivered()
         self._dry_run_writer.close()
         self.outcomes.close()
         if self.samples is not None:

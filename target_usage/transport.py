@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import requests
@@ -180,7 +181,17 @@ class Pacer:
         self._next = 0.0
         self._held_until = 0.0
         self._lock = threading.Lock()
-        self.waited_seconds = 0.0
+        self._waiters = 0
+        self._waiting_since = 0.0
+        self._waited = 0.0
+
+    @property
+    def waited_seconds(self) -> float:
+        """Wall-clock time during which at least one caller was waiting (not a sum over
+        callers: sixteen workers held by one 429 wait its length once)."""
+        with self._lock:
+            ongoing = self._clock() - self._waiting_since if self._waiters else 0.0
+            return self._waited + ongoing
 
     def wait(self) -> None:
         """Sleep until this caller may start a request.
@@ -198,13 +209,26 @@ class Pacer:
                     wait = max(0.0, due - self._tolerance - now)
                 else:
                     wait = self._held_until - now
-                self.waited_seconds += wait
+                if wait > 0:
+                    self._waiting(+1)
             if wait > 0:
-                self._sleep(wait)
+                try:
+                    self._sleep(wait)
+                finally:
+                    with self._lock:
+                        self._waiting(-1)
             if booked:
                 with self._lock:
                     if self._clock() >= self._held_until:
                         return
+
+    def _waiting(self, change: int) -> None:
+        """Count callers asleep (lock held); time runs while there is at least one."""
+        if change > 0 and self._waiters == 0:
+            self._waiting_since = self._clock()
+        self._waiters += change
+        if change < 0 and self._waiters == 0:
+            self._waited += self._clock() - self._waiting_since
 
     def hold(self, seconds: float) -> None:
         with self._lock:
@@ -356,6 +380,16 @@ class Failed:
 
     error: BaseException
     undelivered: list[Origin]
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """An API that keeps failing: since when, how, and when the next try is due."""
+
+    since: float
+    what: str
+    next_try_at: float
 
 
 Outcome = Delivered | Refused | Failed
@@ -382,6 +416,9 @@ def _nothing() -> None:
     """The default of `while_waiting`."""
 
 
+Member = tuple[Part, int]  # one item of a part, during isolation
+
+
 @dataclass
 class Delivery:
     """Per-API outbox: workers take parts, pace, send, retry, isolate poison records.
@@ -401,6 +438,15 @@ class Delivery:
     workers: int
     max_pending_parts: int
     outcomes: queue.SimpleQueue[Outcome] = field(default_factory=queue.SimpleQueue)
+    clock: Callable[[], float] = time.monotonic
+    # Live, for progress lines: retries so far, and the API's trouble while it lasts.
+    retries: int = 0
+    trouble: Trouble | None = None
+    # Origins of parts dropped unstarted when the run ended early.
+    dropped: list[Origin] = field(default_factory=list)
+    # Whether the API accepted a request of this run: until it has, a refusal is blamed
+    # on the request (wrong client id, organization...), never on a record.
+    accepted: bool = False
     _queue: deque[Part] = field(default_factory=deque)
     _pending: int = 0
     _claimed: int = 0
@@ -456,6 +502,7 @@ class Delivery:
 
     def _drop_queued(self) -> None:
         """Forget parts no worker has started (called with the lock held)."""
+        self.dropped += [origin for part in self._queue for origin in part.origins]
         self._pending -= len(self._queue)
         self._queue.clear()
         self._cond.notify_all()
@@ -495,11 +542,13 @@ class Delivery:
                     if self.api.can_join(parts, candidate):
                         self._queue.remove(candidate)
                         parts.append(candidate)
+            settled: set[int] = set()
             try:
-                self._deliver(parts, paced=True)
+                self._deliver(parts, settled)
             except BaseException as error:  # surfaced to the reading thread by submit/flush
-                undelivered = [origin for part in parts for origin in part.origins]
-                self.outcomes.put(Failed(error, undelivered))
+                undelivered = [o for p in parts for o in p.origins if id(o) not in settled]
+                retries = error.attempts - 1 if isinstance(error, ApiError) else 0
+                self.outcomes.put(Failed(error, undelivered, retries))
                 with self._cond:
                     self._failure = self._failure or error
             finally:
@@ -507,49 +556,89 @@ class Delivery:
                     self._pending -= len(parts)
                     self._cond.notify_all()
 
-    def _deliver(self, parts: list[Part], *, paced: bool = False) -> None:
+    def _deliver(self, parts: list[Part], settled: set[int]) -> None:
         """Send parts as one request; on a content refusal, isolate the records refused."""
-        answer, decision, retries = self._send(parts, paced=paced)
+        answer, decision, retries = self._send(parts, paced=True)
         if decision.verdict is Verdict.DELIVERED:
-            self._delivered(parts, retries)
+            self._delivered(parts, retries, settled)
         elif decision.verdict is Verdict.REFUSED_CONTENT:
-            self._isolate(parts, answer)
+            self._isolate(parts, answer, settled)
         else:
             raise self._error(answer, retries, parts)
 
-    def _isolate(self, parts: list[Part], answer: Answer) -> None:
-        """Group testing: halve the refused set, send one half, keep the half that must fail.
+    def _isolate(self, parts: list[Part], answer: Answer, settled: set[int]) -> None:
+        """Group testing, iterative and bounded: find the records the API refuses alone.
 
-        A refused set holds at least one bad record. If its first half goes through, the
-        second half must hold the bad record and needs no test of its own; if the first
-        half is refused, the second is set aside untested and sent once at the end with
-        every other set-aside half (they fit in one request). One bad record in 100 thus
-        costs 7 test requests plus that final one.
+        A refused set holds at least one bad record: halve it and send the first half. If
+        that goes through, the second half must hold the bad record; if not, the second
+        half is set aside untested. Set-aside halves are sent together once no refused set
+        is left (one bad record in 100 costs 7 test requests plus that one); if that
+        request is refused too, each is then tried alone, so a request of only bad records
+        costs about two requests per record, never a deeper stack.
         """
-        suspects = [(part, i) for part in parts for i in range(len(part.items))]
-        set_aside: list[tuple[Part, int]] = []
-        last = answer
-        while len(suspects) > 1:
-            half = len(suspects) // 2
-            first, second = suspects[:half], suspects[half:]
-            trial_parts = _regroup(first)
-            trial, decision, retries = self._send(trial_parts)
-            if decision.verdict is Verdict.DELIVERED:
-                self._delivered(trial_parts, retries)
-                suspects = second
-            elif decision.verdict is not Verdict.REFUSED_CONTENT:
-                raise self._error(trial, retries, parts)
+        refused: list[tuple[list[Member], Answer]] = [
+            ([(part, i) for part in parts for i in range(len(part.items))], answer)
+        ]
+        untested: list[list[Member]] = []
+        one_by_one: list[list[Member]] = []
+        while refused or untested or one_by_one:
+            if refused:
+                suspects, last = refused.pop()
+                if len(suspects) == 1:
+                    self._refuse(suspects[0], last, parts, settled)
+                    continue
+                half = len(suspects) // 2
+                trial = self._try(suspects[:half], parts, settled)
+                if trial is None:
+                    refused.append((suspects[half:], last))
+                else:
+                    untested.append(suspects[half:])
+                    refused.append((suspects[:half], trial))
+            elif one_by_one:
+                group = one_by_one.pop()
+                trial = self._try(group, parts, settled)
+                if trial is not None:
+                    refused.append((group, trial))
+            elif len(untested) == 1:
+                one_by_one, untested = untested, []
             else:
-                set_aside += second
-                suspects, last = first, trial
-        part, index = suspects[0]
-        body = self.redactor.text(last.body)[:300]
-        reason = f"{self.api.name} refused it alone: HTTP {last.status}, body {body!r}"
-        self.outcomes.put(Refused(part.origins[index], reason))
-        if set_aside:
-            self._deliver(_regroup(set_aside))
+                trial = self._try([m for group in untested for m in group], parts, settled)
+                one_by_one = untested if trial is not None else []
+                untested = []
 
-    def _delivered(self, parts: list[Part], retries: int) -> None:
+    def _try(self, members: list[Member], parts: list[Part], settled: set[int]) -> Answer | None:
+        """Send some members of `parts`: None once delivered, the answer if refused for
+        their content; any other final answer ends the run."""
+        trial_parts = _regroup(members)
+        trial, decision, retries = self._send(trial_parts)
+        if decision.verdict is Verdict.DELIVERED:
+            self._delivered(trial_parts, retries, settled)
+            return None
+        if decision.verdict is Verdict.REFUSED_CONTENT:
+            return trial
+        raise self._error(trial, retries, parts)
+
+    def _refuse(self, member: Member, answer: Answer, parts: list[Part], settled: set[int]) -> None:
+        """Blame one record, once the API has shown it accepts this run's requests."""
+        if not self.accepted:
+            raise self._error(
+                answer,
+                0,
+                parts,
+                hint=self.api.credentials_hint,
+                note="every request of this run was refused so far, so the request is wrong, "
+                "not a record",
+            )
+        part, index = member
+        body = self.redactor.text(answer.body)[:300]
+        reason = f"{self.api.name} refused it alone: HTTP {answer.status}, body {body!r}"
+        origin = part.origins[index]
+        settled.add(id(origin))
+        self.outcomes.put(Refused(origin, reason))
+
+    def _delivered(self, parts: list[Part], retries: int, settled: set[int]) -> None:
+        self.accepted = True
+        settled.update(id(origin) for part in parts for origin in part.origins)
         self.outcomes.put(Delivered([part.origins for part in parts], retries))
 
     def _send(self, parts: list[Part], *, paced: bool = False) -> tuple[Answer, Decision, int]:
@@ -565,6 +654,10 @@ class Delivery:
                 self.pacer.wait()
             answer = self.sender.attempt(self.api.request_for(parts))
             decision = self.policy.decide(answer, retries)
+            if decision.verdict in (Verdict.HOLD, Verdict.RETRY):
+                self._troubled(answer, decision.delay)
+            else:
+                self.trouble = None
             if decision.verdict is Verdict.HOLD:
                 self.pacer.hold(decision.delay)
             elif decision.verdict is Verdict.RETRY:
@@ -573,31 +666,66 @@ class Delivery:
                 return answer, decision, retries
             retries += 1
 
-    def _error(self, answer: Answer, retries: int, parts: list[Part]) -> ApiError:
-        where = "; ".join(describe(part.origins) for part in parts)
-        fault = self.policy.request_fault(answer.status)
-        hint = {"credentials": self.api.credentials_hint, "endpoint": self.api.endpoint_hint}
-        hint_text = hint[fault] if fault else ""
-        body = self.redactor.text(answer.body)
-        if hint_text:
-            body = f"{body} ({hint_text})" if body else hint_text
+    def _troubled(self, answer: Answer, delay: float) -> None:
+        """Note a retry: counted at once, and the API's trouble kept for progress lines."""
+        now = self.clock()
+        what = f"HTTP {answer.status}" if answer.status is not None else answer.cause
+        since = self.trouble.since if self.trouble is not None else now
+        with self._cond:
+            self.retries += 1
+        self.trouble = Trouble(since, what, now + delay)
+
+    def _error(
+        self,
+        answer: Answer,
+        retries: int,
+        parts: list[Part],
+        *,
+        hint: str = "",
+        note: str = "",
+    ) -> ApiError:
+        if not hint:
+            fault = self.policy.request_fault(answer.status)
+            hints = {"credentials": self.api.credentials_hint, "endpoint": self.api.endpoint_hint}
+            hint = hints[fault] if fault else ""
         return ApiError(
             self.api.name,
             answer.status,
-            body,
+            self.redactor.text(answer.body),
             attempts=retries + 1,
-            where=where,
+            where=describe_ranges(o for part in parts for o in part.origins),
             cause=answer.cause,
+            hint=hint,
+            note=note,
         )
 
 
-def describe(origins: Sequence[Origin]) -> str:
-    """The records of one part, for messages: stream and position range."""
-    positions = [origin.position for origin in origins]
-    return (
-        f"stream '{origins[0].stream}' records #{min(positions)}-#{max(positions)}"
-        f" ({len(positions)} records)"
-    )
+def public_url(url: str) -> str:
+    """A URL fit for messages: no user-info, no query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def describe_ranges(origins: Iterable[Origin], *, most: int = 5) -> str:
+    """Records named by stream and position ranges: "stream 'a' records #1-#300 (300
+    records)"; past `most` ranges of a stream, how many more."""
+    by_stream: dict[str, set[int]] = {}
+    for origin in origins:
+        by_stream.setdefault(origin.stream, set()).add(origin.position)
+    described = []
+    for stream, positions in by_stream.items():
+        ranges: list[list[int]] = []
+        for position in sorted(positions):
+            if ranges and position == ranges[-1][1] + 1:
+                ranges[-1][1] = position
+            else:
+                ranges.append([position, position])
+        shown = ", ".join(f"#{a}-#{b}" if a != b else f"#{a}" for a, b in ranges[:most])
+        more = f" and {len(ranges) - most} more ranges" if len(ranges) > most else ""
+        described.append(f"stream '{stream}' records {shown}{more} ({len(positions)} records)")
+    return "; ".join(described)
 
 
 def _regroup(members: list[tuple[Part, int]]) -> list[Part]:

@@ -108,6 +108,9 @@ class Run:
     stderr: str
     states: list[Any]
     seconds: float = 0.0
+    # Monotonic clock readings, for runs that were signalled: the last signal, the end.
+    signalled_at: float | None = None
+    ended_at: float = 0.0
 
     @property
     def stray(self) -> list[str]:

@@ -32,16 +32,18 @@ from tests.test_transport import FakeClock
 Script = Callable[[list[int]], Answer]
 
 
+@dataclass
 class NumbersApi:
-    """Items are integers; a request's body is their JSON list; 10 items per part."""
+    """Items are integers; a request's body is their JSON list; `part_size` items per part."""
 
+    part_size: int = 10
     name = "Numbers"
     credentials_hint = "check numbers_key"
     endpoint_hint = "check numbers_url"
 
     def split(self, kind: str, items: Sequence[object]) -> Iterator[tuple[int, int]]:
-        for start in range(0, len(items), 10):
-            yield start, min(start + 10, len(items))
+        for start in range(0, len(items), self.part_size):
+            yield start, min(start + self.part_size, len(items))
 
     def request_for(self, parts: Sequence[Part]) -> Request:
         items = [item for part in parts for item in part.items]
@@ -169,12 +171,36 @@ def test_one_refused_item_is_isolated_and_the_rest_delivered() -> None:
 
 
 def test_several_refused_items_are_each_isolated() -> None:
-    delivery, _ = make_delivery(refusing(0, 5, 9))
-    submit(delivery, range(10))
+    delivery, _ = make_delivery(refusing(*range(10, 20), 20, 25, 29))
+    submit(delivery, range(10))  # accepted: the API takes this run's requests
+    submit(delivery, range(10, 30))
     delivery.flush()
     outcomes = drain(delivery.outcomes)
-    assert sorted(o.origin.position for o in outcomes if isinstance(o, Refused)) == [0, 5, 9]
-    assert delivered_positions(outcomes) == [1, 2, 3, 4, 6, 7, 8]
+    refused = sorted(o.origin.position for o in outcomes if isinstance(o, Refused))
+    assert refused == [*range(10, 20), 20, 25, 29]
+    assert delivered_positions(outcomes) == [*range(10), 21, 22, 23, 24, 26, 27, 28]
+
+
+def test_isolating_a_request_of_only_refused_items_costs_about_two_requests_each() -> None:
+    delivery, sender = make_delivery(refusing(*range(10, 1010)))
+    submit(delivery, range(10))
+    delivery.api.part_size = 1000  # the next request carries all 1,000
+    submit(delivery, range(10, 1010))
+    delivery.flush()
+    refused = [o for o in drain(delivery.outcomes) if isinstance(o, Refused)]
+    assert len(refused) == 1000
+    assert len(sender.sent) - 2 <= 3 * 1000
+
+
+def test_a_refusal_before_any_request_was_accepted_is_the_requests() -> None:
+    delivery, sender = make_delivery(refusing(*range(100)))
+    submit(delivery, range(10))
+    with pytest.raises(ApiError, match=r"HTTP 400 \(every request of this run was refused") as e:
+        delivery.flush()
+    assert "check numbers_key" in str(e.value)
+    assert "bad value ***" in str(e.value)
+    assert not [o for o in drain(delivery.outcomes) if isinstance(o, Refused)]
+    assert len(sender.sent) <= 1 + 4
 
 
 @pytest.mark.parametrize(("status", "hint"), [(401, "numbers_key"), (404, "numbers_url")])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -339,3 +340,112 @@ def test_acceptance_mixed_timezones_arrive_once_in_utc_with_stable_ids(
     assert sorted(f["visitId"] for f in skalin.features) == sorted(
         f["visitId"] for f in first_features
     )
+
+
+def test_positions_count_within_the_stream_across_schema_changes_and_dead_letters_repeat_it(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    def schema(*extra: str) -> dict:
+        columns = ("email", "name", *extra)
+        return {"type": "object", "properties": {c: {"type": ["string", "null"]} for c in columns}}
+
+    good, bad = features(1)[0], {"email": "nameless@x.io"}
+    messages = [
+        schema_message("f", schema()),
+        record_message("f", good),
+        record_message("f", bad),
+        schema_message("f", schema("plan")),
+        record_message("f", good),
+        record_message("f", bad),
+        schema_message("f", schema("plan", "seats")),
+        record_message("f", bad),
+        state_message({"n": 1}),
+    ]
+    config = {**skalin_config, "invalid_records": "dead_letter", "stream_sinks": {"f": "features"}}
+    run = run_cli(config, messages, tmp_path)
+    assert run.exit_code == 0, run.stderr
+    letters = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert [(line["type"], line.get("position")) for line in letters] == [
+        ("SCHEMA", None),
+        ("RECORD", 2),
+        ("SCHEMA", None),
+        ("RECORD", 4),
+        ("SCHEMA", None),
+        ("RECORD", 5),
+    ]
+    schemas = [set(line["schema"]["properties"]) for line in letters if line["type"] == "SCHEMA"]
+    assert [("plan" in s, "seats" in s) for s in schemas] == [
+        (False, False),
+        (True, False),
+        (True, True),
+    ]
+    for position in (2, 4, 5):
+        assert f"Stream 'f', record #{position} dead-lettered" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [(401, "check skalin_client_id"), (404, "check skalin_url: requests go to {url}/hit/bulk")],
+)
+def test_the_settings_hint_survives_a_long_body_and_names_the_real_url(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path, status: int, hint: str
+) -> None:
+    skalin.fault_when = lambda request: Fault.status(status, b"<html>" + b"x" * 3000)
+    run = run_cli(skalin_config, singer_lines("features", features(3)), tmp_path)
+    assert run.exit_code == 1
+    assert hint.format(url=skalin.url) in run.stderr
+    assert "{skalin_url}" not in run.stderr
+
+
+def test_a_failed_run_names_every_undelivered_stream_and_range_and_counts_failed_attempts(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    skalin.fault_when = lambda request: Fault.status(503, b"down")
+    messages = [
+        *singer_lines("features", features(300)),
+        *singer_lines("identities", [{"user_id": f"u{i}"} for i in range(50)]),
+    ]
+    run = run_cli({**skalin_config, "max_retries": 1}, messages, tmp_path)
+    assert run.exit_code == 1
+    assert "stream 'features' records #1-#300 (300 records)" in run.stderr
+    assert "stream 'identities' records #1-#50 (50 records)" in run.stderr
+    retries = re.search(r"stream 'features' -> features: .* \(([\d,]+) retries\)", run.stderr)
+    assert retries is not None
+    assert int(retries.group(1).replace(",", "")) >= 1
+
+
+def test_progress_shows_retries_as_they_happen_and_which_api_keeps_failing(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    down_until = time.monotonic() + 3
+    skalin.fault_when = lambda request: (
+        Fault.status(503, b"down") if time.monotonic() < down_until else None
+    )
+    config = {**skalin_config, "max_retries": 8, "progress_interval": 0.5}
+    run = run_cli(config, singer_lines("features", features(10)), tmp_path)
+    assert run.exit_code == 0, run.stderr
+    counted = [int(n) for n in re.findall(r"Progress after .*; (\d+) retries;", run.stderr)]
+    assert counted, "no progress line during the outage"
+    assert max(counted) >= 1, "progress said 0 retries during the outage"
+    assert re.search(r"Skalin keeps failing: HTTP 503 for \d+s; next try in \d+s", run.stderr)
+
+
+def test_rate_limit_waiting_is_reported_as_wall_time_not_summed_over_workers(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    limited: list[int] = []
+
+    def first_eight(request: object) -> Fault | None:
+        if len(limited) < 8:
+            limited.append(1)
+            return Fault.status(429, b"slow down", retry_after="1")
+        return None
+
+    skalin.fault_when = first_eight
+    config = {**skalin_config, "max_concurrent_requests": 8, "progress_interval": 0.3}
+    run = run_cli(config, singer_lines("features", features(800)), tmp_path)
+    assert run.exit_code == 0, run.stderr
+    waited = [float(s) for s in re.findall(r"([\d.]+)s waiting on rate limits", run.stderr)]
+    assert waited
+    assert max(waited) >= 0.5
+    assert max(waited) < 3.0, f"{max(waited)}s reported for about 1s of wall time"

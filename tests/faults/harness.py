@@ -239,11 +239,14 @@ def run_cli_interrupted(
                     raise TimeoutError("the condition to send the signal never held")
                 time.sleep(0.01)
             proc.send_signal(signum)
+            signalled_at = time.monotonic()
             if again_after is not None:
                 time.sleep(again_after)
                 assert proc.poll() is None, "the target ended before the second signal"
                 proc.send_signal(signum)
+                signalled_at = time.monotonic()
             proc.wait(timeout=RUN_TIMEOUT_SECONDS)
+            ended_at = time.monotonic()
         finally:
             stop.set()
             if proc.poll() is None:
@@ -260,6 +263,8 @@ def run_cli_interrupted(
         err_path.read_bytes().decode(errors="replace"),
         states_of(stdout),
         time.monotonic() - started,
+        signalled_at,
+        ended_at,
     )
 
 
@@ -366,12 +371,13 @@ def dead_records(path: Path) -> list[dict[str, Any]]:
     return [line["record"] for line in dead_letters(path) if line["type"] == "RECORD"]
 
 
-SUMMARY_SKIPPED = re.compile(r"(\d+) skipped, \d+ dead-lettered")
+# Counts are written with thousands separators ("1,000 skipped").
+SUMMARY_SKIPPED = re.compile(r"([\d,]+) skipped, [\d,]+ dead-lettered")
 
 
 def skipped_count(run: Run) -> int:
     """Records skipped by the policy, from the run summary on stderr."""
-    return sum(int(n) for n in SUMMARY_SKIPPED.findall(run.stderr))
+    return sum(int(n.replace(",", "")) for n in SUMMARY_SKIPPED.findall(run.stderr))
 
 
 def assert_no_secret(run: Run, *files: Path) -> None:

@@ -101,9 +101,31 @@ ROWS: tuple[Row, ...] = (
         may_duplicate=True,
     ),
     Row(
-        "hull-400-everything",
+        "hull-400-everything-fail",
         "Hull track",
-        "400 on every request (a systematic refusal); `invalid_records: dead_letter`",
+        "400 on every request (wrong organization), none accepted yet; `invalid_records: fail`",
+    ),
+    Row(
+        "hull-400-everything-skip",
+        "Hull track",
+        "400 on every request (wrong organization), none accepted yet; `invalid_records: skip`",
+    ),
+    Row(
+        "hull-400-everything-dead_letter",
+        "Hull track",
+        "400 on every request (wrong organization), none accepted yet; "
+        "`invalid_records: dead_letter`",
+    ),
+    Row(
+        "skalin-400-everything-skip",
+        "Skalin features",
+        "400 on every request (wrong client id), none accepted yet; `invalid_records: skip`",
+    ),
+    Row(
+        "hull-isolate-1000",
+        "Hull track",
+        "999 of a 1,000-entry request, and 1 more, refused one by one; "
+        "`hull_batch_size` 1000, `invalid_records: skip`",
     ),
     Row("skalin-401", "Skalin features", "401 on every request"),
     Row("skalin-odd-2xx", "Skalin features", "202 with a non-JSON body on every request"),
@@ -147,7 +169,8 @@ ROWS: tuple[Row, ...] = (
     Row(
         "skalin-sigterm-twice",
         "Skalin features",
-        "a second SIGTERM while the final drain waits on a full outbox; STATE every 50 records",
+        "a second SIGTERM while the final drain waits on a full outbox (stops within 2 s); "
+        "STATE every 50 records",
         may_duplicate=True,
     ),
     Row(
@@ -244,9 +267,12 @@ RETRY_RULES: tuple[tuple[str, str], ...] = (
     ("501, 505", "final error: exit 1, no STATE past the undelivered records"),
     (
         "any other 4xx (400, 409, 413, 422...)",
-        "content refusal: the request is split by group testing until the refused record "
-        "is alone (at most 8 extra requests for one bad record in 100); the others are "
-        "delivered and the refused record follows `invalid_records`",
+        "content refusal: the request is split by group testing, in a bounded loop, until "
+        "the refused record is alone (at most 8 extra requests for one bad record in 100, "
+        "about 2 per record when all are refused); the others are delivered and the "
+        "refused record follows `invalid_records`. Until the API has accepted a request of "
+        "the run, the refusal is the request's: final error naming the setting to check, "
+        "whatever `invalid_records` says",
     ),
     ("retries exhausted", "final error: exit 1, no STATE past the undelivered records"),
 )
@@ -276,16 +302,20 @@ overwrite the previous one"). Hull traits carry no id; resending them sets the s
 before it in the input has been delivered, dead-lettered or skipped. STATE is written when the
 SDK drains all sinks: at the end of the input, every 5 minutes, and on SIGTERM or SIGINT, where
 the target finishes delivering what it read (in-flight requests complete or are retried),
-writes the STATE that covers it and exits 143 or 130. A dry run writes no STATE.
+writes the STATE that covers it and exits 143 or 130. A second signal stops at once (within
+2 s): nothing more is sent and no STATE is written past records not delivered. A dry run
+writes no STATE.
 
 **After a failure, rerun.** A run that fails exits 1 with a message naming the API, the status,
-the response body and the records not delivered, and writes no STATE past them. Fix the cause
+the response body and every stream and range of records not delivered, and writes no STATE
+past them. Fix the cause
 (the message names the setting to check) and run again: Meltano restarts the tap from the last
 STATE the target emitted, so every record not confirmed is sent again, with the same ids. A run
 killed outright (`kill -9`, out of memory) is recovered the same way. Records set aside with
 `invalid_records: dead_letter` are in `dead_letter_path` as Singer messages (a SCHEMA line per
-stream, then each record with its `reason`, `position`, `sink` and the `event_id` its first try
-used); fix them and pipe the file back into the target."""
+stream, repeated when it changes, then each record with its `reason`, `position` within the
+stream, `sink` and the `event_id` its first try used); fix them and pipe the file back into the
+target."""
 
 KNOWN_GAPS = """\
 None open. Faults the suite found and that are now fixed, each a row or a test of it: a signal
@@ -295,13 +325,10 @@ already waiting for their pacing slot; a digits-only `hull_connector_secret` wri
 number was echoed by singer-sdk's config error; and Python's HTTP wire dump
 (`http.client.HTTPConnection.debuglevel`) printed request headers, the secret among them, to
 stdout. urllib3's DEBUG logging (for example through `SINGER_SDK_LOG_CONFIG`) goes to stderr
-without headers.
-
-By design rather than a bug: a server that refuses every request with a 4xx content refusal
-(400, 422...) makes every record look bad, so with `invalid_records: dead_letter` every record
-is isolated (about 6 requests per record, within the log2-per-offender bound) and
-dead-lettered, and the run ends 0 with STATE moved on (see the matrix). Nothing is lost, since
-the dead-letter file can be piped back in, but watch the run summary's dead-lettered count."""
+without headers. A server refusing every request with a 400 (a wrong client id or
+organization) made every record look bad: each was isolated and skipped or dead-lettered, and
+the run ended 0 with STATE moved on; isolation recursed until `RecursionError` on large
+requests; a second signal was ignored until the drain ended. All three are now rows above."""
 
 MATRIX_INTRO = """\
 Each row is a test of `tests/faults/` that runs the installed CLI
