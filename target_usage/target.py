@@ -342,7 +342,7 @@ class TargetUsage(TargetSeams):
             self.logger.info("  Hull tokens signed: %d (one per subject, reused)", signer.signed)
         if self.config["dry_run"] and self._dry_run_writer.lines:
             self.logger.info(
-                "Dry run: nothing sent; %s written to %s (what would have been sent, one per line)",
+                "  %s written to %s (what would have been sent, one per line)",
                 logs.plural(self._dry_run_writer.lines, "request"),
                 self._dry_run_writer.path,
             )

@@ -70,7 +70,7 @@ def test_a_dry_run_shows_each_field_of_the_first_item_with_its_columns(tmp_path:
     ]
     # Then the summary, which stays last.
     assert told[9].startswith("Run summary")
-    assert told[-1].startswith("Dry run: nothing sent; 1 request written")
+    assert told[-1].startswith("  1 request written to")
 
 
 def test_hull_token_claims_are_traced_to_their_columns(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@ contents at DEBUG, worded for a reader."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from tests.harness import record_message, run_cli, schema_message, state_message
 
@@ -54,9 +57,59 @@ def test_a_default_run_prints_no_sdk_batch_lines_and_ends_with_the_summary(
     assert len(lines) <= 12, run.stderr
     assert "Run summary" in lines[-3]
     assert lines[-1].endswith(
-        "Dry run: nothing sent; 10 requests written to "
-        f"{tmp_path / 'requests.jsonl'} (what would have been sent, one per line)"
+        f"|   10 requests written to {tmp_path / 'requests.jsonl'} "
+        "(what would have been sent, one per line)"
     )
+
+
+def summary_block_and_after(stderr: str) -> list[str]:
+    """The log messages from the summary's heading to the end of the output."""
+    messages = [line.split("| ", 3)[-1] for line in stderr.splitlines()]
+    start = next(i for i, m in enumerate(messages) if m.startswith("Run summary"))
+    return messages[start:]
+
+
+HULL_AND_SKALIN_INPUT = [
+    schema_message("features", FEATURE_SCHEMA),
+    record_message("features", features(1)[1]["record"]),
+    schema_message("track"),
+    record_message("track", {"email": "t@example.com", "event": "Paid"}),
+    schema_message("traits"),
+    record_message("traits", {"email": "u@example.com", "plan": "pro"}),
+    record_message("traits", {"email": "v@example.com", "plan": "pro"}),
+    state_message({"done": True}),
+]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_the_summary_block_with_hull_streams_is_the_end_of_the_output(
+    skalin_config: dict, hull_config: dict, tmp_path: Path, dry_run: bool
+) -> None:
+    """Every line after the summary's heading is one of its indented lines: a stream per
+    line, then the Hull tokens signed and, in a dry run, the requests written."""
+    run = run_cli(
+        {**skalin_config, **hull_config, "dry_run": dry_run}, HULL_AND_SKALIN_INPUT, tmp_path
+    )
+
+    assert run.exit_code == 0, run.stderr
+    _, *block = summary_block_and_after(run.stderr)
+    assert all(line.startswith("  ") for line in block), block
+    assert [line.split(" ->")[0] for line in block[:3]] == [
+        "  stream 'features'",
+        "  stream 'track'",
+        "  stream 'traits'",
+    ]
+    assert block[3] == "  Hull tokens signed: 3 (one per subject, reused)"
+    if dry_run:
+        # Two or three requests: track and traits share one when queued together.
+        assert len(block) == 5
+        assert re.fullmatch(
+            rf"  [23] requests written to {re.escape(str(tmp_path / 'requests.jsonl'))} "
+            r"\(what would have been sent, one per line\)",
+            block[4],
+        ), block[4]
+    else:
+        assert block[4:] == []
 
 
 def test_the_summary_names_stream_and_sink_says_would_and_counts_in_proper_plurals(
@@ -69,7 +122,7 @@ def test_the_summary_names_stream_and_sink_says_would_and_counts_in_proper_plura
         "stream 'features' -> features: 1 record in, 1 item would be sent in 1 request "
         "(0 retries)" in run.stderr
     )
-    assert "Dry run: nothing sent; 1 request written" in run.stderr
+    assert "  1 request written to" in run.stderr
 
 
 def test_sdk_metrics_are_printed_when_debug_is_asked_for(tmp_path: Path) -> None:
