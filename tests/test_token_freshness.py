@@ -1,71 +1,20 @@
 """Tokens are valid when sent: no attempt carries a Hull token older than half of
 `hull_token_ttl`, however long its entry waited in a batch, the outbox or a retry.
 
-The strict FakeHull refuses any token older than half its lifetime when it arrives."""
+The strict FakeHull refuses any token older than half its lifetime when it arrives. A
+long pause in the input is the fault-matrix row "hull-token-expiry-pause"
+(tests/faults/test_fault_matrix.py); here, a retry after a long wait, in process with a
+shared clock."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outputs import Redactor
 from target_usage.transport import Delivered, Delivery, HttpSender, Origin, Pacer, RetryPolicy
 from tests.fakes import FakeHull, Fault
-from tests.harness import (
-    HULL_CONNECTOR,
-    HULL_ORG,
-    HULL_SECRET,
-    encode,
-    record_message,
-    schema_message,
-    state_message,
-)
-
-TTL_SECONDS = 60
-PAUSE_SECONDS = 35  # longer than half the ttl
-BOOKMARK = {"bookmarks": {"track": 2}}
-
-
-def test_an_entry_read_before_a_long_pause_in_the_input_is_sent_with_a_fresh_token(
-    hull: FakeHull, hull_config: dict, tmp_path: Path
-) -> None:
-    config_path = tmp_path / "config.json"
-    config_path.write_text(
-        json.dumps({**hull_config, "hull_token_ttl": TTL_SECONDS, "progress_interval": 0})
-    )
-    before = [
-        schema_message("track"),
-        record_message("track", {"email": "early@x.io", "event": "Signed up"}),
-    ]
-    after = [
-        record_message("track", {"email": "late@x.io", "event": "Paid"}),
-        state_message(BOOKMARK),
-    ]
-    started = time.time()
-    target = subprocess.Popen(
-        [sys.executable, "-m", "target_usage", "--config", str(config_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert target.stdin is not None
-    target.stdin.write(encode(before).decode())
-    target.stdin.flush()
-    time.sleep(PAUSE_SECONDS)  # the first entry waits in its batch, its first token ages
-    stdout, stderr = target.communicate(encode(after).decode(), timeout=60)
-
-    assert target.returncode == 0, stderr
-    assert json.loads(stdout) == BOOKMARK
-    sent = {entry["body"]["event"]: entry["claims"] for entry in hull.entries}
-    assert set(sent) == {"Signed up", "Paid"}
-    assert sent["Signed up"]["iat"] >= started + PAUSE_SECONDS - 1
-    assert sent["Signed up"]["exp"] - sent["Signed up"]["iat"] == TTL_SECONDS
+from tests.harness import HULL_CONNECTOR, HULL_ORG, HULL_SECRET
 
 
 class Clock:

@@ -268,6 +268,40 @@ def run_cli_interrupted(
     )
 
 
+def run_cli_paused(
+    config: dict[str, Any],
+    before: Sequence[Message],
+    after: Sequence[Message],
+    workdir: Path,
+    *,
+    pause: float,
+) -> Run:
+    """Write `before`, keep stdin open with nothing to read for `pause` seconds (a tap
+    waiting on its source), then write `after` and close the input."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        command(config, workdir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=clean_env(),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(encode(before))
+    proc.stdin.flush()
+    time.sleep(pause)
+    out, err = proc.communicate(encode(after), timeout=RUN_TIMEOUT_SECONDS)
+    stdout = out.decode(errors="replace")
+    return Run(
+        proc.returncode,
+        stdout,
+        err.decode(errors="replace"),
+        states_of(stdout),
+        time.monotonic() - started,
+    )
+
+
 # Reconciling what was sent with what arrived
 
 

@@ -149,6 +149,35 @@ ROWS: tuple[Row, ...] = (
         "a record with a 10 MB trait value; `invalid_records: dead_letter`",
     ),
     Row(
+        "odd-timestamps-dead_letter",
+        "Skalin features, Hull track and traits",
+        "timestamps outside the years 1-9999 (`ts`, `timestamp`, `created_at`); "
+        "`invalid_records: dead_letter`",
+    ),
+    Row(
+        "odd-timestamps-skip",
+        "Skalin features, Hull track and traits",
+        "timestamps outside the years 1-9999 (`ts`, `timestamp`, `created_at`); "
+        "`invalid_records: skip`",
+    ),
+    Row(
+        "odd-identifiers-dead_letter",
+        "Skalin identities, Hull traits and unalias",
+        "booleans, objects, arrays and blank strings as identifiers; "
+        "`invalid_records: dead_letter`",
+    ),
+    Row(
+        "odd-identifiers-skip",
+        "Skalin identities, Hull traits and unalias",
+        "booleans, objects, arrays and blank strings as identifiers; `invalid_records: skip`",
+    ),
+    Row(
+        "hull-token-expiry-pause",
+        "Hull track",
+        "a 35 s pause in the input while an entry waits in its batch; `hull_token_ttl` 60 "
+        "(tokens older than 30 s are refused)",
+    ),
+    Row(
         "skalin-sigterm",
         "Skalin features",
         "SIGTERM mid-run, requests in flight; STATE every 200 records, batches of 100",

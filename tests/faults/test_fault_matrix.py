@@ -26,6 +26,7 @@ from tests.faults.harness import (
     key,
     lines,
     run_cli_interrupted,
+    run_cli_paused,
     state,
     track,
     traits,
@@ -500,6 +501,158 @@ def test_a_10_mb_trait_value_is_dead_lettered_on_hull(bench: Bench) -> None:
     assert len(letters[1]["record"]["notes"]) == TEN_MB, "the dead letter must keep the value"
     assert max(len(r.body) for r in bench.hull.requests) < 10_000
     bench.outcome("hull-10mb-trait", exit_code=run.exit_code)
+
+
+# Values no rule can represent: invalid records naming the column, never a crash
+
+OUT_OF_RANGE = "9999-12-31T23:59:59-01:00"  # year 10000 in UTC
+BEFORE_YEAR_1 = "0001-01-01T00:30:00+01:00"  # year 0 in UTC
+
+
+def no_ts(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "ts"}
+
+
+def odd_timestamp_input() -> list[Any]:
+    """Out-of-range timestamps in every timestamp column, among records that are fine
+    (one with a year below 1000, which must keep its padding)."""
+    return [
+        schema_message("features"),
+        record_message("features", feature(1, ts=BEFORE_YEAR_1)),
+        record_message("features", feature(2, ts=OUT_OF_RANGE)),
+        record_message("features", {**no_ts(feature(3)), "timestamp": 1e20}),
+        record_message("features", feature(4, ts="0999-01-01T00:00:00")),
+        schema_message("track"),
+        record_message("track", track(5, created_at=OUT_OF_RANGE)),
+        record_message("track", track(6)),
+        schema_message("traits"),
+        record_message("traits", traits(7, timestamp=BEFORE_YEAR_1)),
+        record_message("traits", traits(8)),
+        state(8),
+    ]
+
+
+ODD_TIMESTAMPS = [("features", 1, "ts"), ("features", 2, "ts"), ("features", 3, "timestamp")]
+ODD_TIMESTAMPS += [("track", 1, "created_at"), ("traits", 1, "timestamp")]
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "skip"])
+def test_out_of_range_timestamps_are_invalid_records_naming_the_column_never_a_crash(
+    bench: Bench, policy: str
+) -> None:
+    messages = odd_timestamp_input()
+    bench.start(messages)
+    run = bench.run(bench.config(invalid_records=policy), messages)
+    assert run.exit_code == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.states == [state(8)["value"]]
+    assert [f["ts"] for f in bench.skalin.features] == ["0999-01-01T00:00:00"]
+    assert sorted(e["type"] for e in bench.hull.entries) == ["track", "traits"]
+    warnings = [line for line in run.stderr.splitlines() if "outside the years 1-9999" in line]
+    named = [(w.split("'")[1], int(w.split("#")[1].split()[0]), w.split("'")[3]) for w in warnings]
+    assert sorted(named) == sorted(ODD_TIMESTAMPS)
+    letters = [d for d in dead_letters(bench.dead_letter_path) if d["type"] == "RECORD"]
+    if policy == "dead_letter":
+        assert sorted((d["stream"], d["position"]) for d in letters) == sorted(
+            (stream, position) for stream, position, _ in ODD_TIMESTAMPS
+        )
+    else:
+        assert letters == []
+    measured = bench.outcome(f"odd-timestamps-{policy}", exit_code=run.exit_code)
+    assert (measured.delivered, measured.dead_lettered + measured.skipped) == (3, 5)
+
+
+def odd_identifier_input() -> list[Any]:
+    """Booleans, objects, arrays and blank strings where an identifier is expected, each
+    record told apart by its (possibly odd) email; a blank `user_id` beside a good email
+    is no identifier at all and the record is delivered."""
+    return [
+        schema_message("identities"),
+        record_message("identities", {"email": key(1), "user_id": True}),
+        record_message("identities", {"email": {"a": 1}}),
+        record_message("identities", {"email": key(3), "customer_id": [1]}),
+        record_message("identities", {"email": "  "}),
+        record_message("identities", {"email": key(5), "user_id": ""}),
+        schema_message("traits"),
+        record_message("traits", {"email": False, "plan": "p"}),
+        record_message("traits", {"email": key(7), "account_domain": ["a.com"], "plan": "p"}),
+        record_message("traits", traits(8)),
+        schema_message("unalias"),
+        record_message("unalias", {"email": key(9), "anonymous_id": {"id": 1}}),
+        state(9),
+    ]
+
+
+ODD_IDENTIFIERS = [
+    ("identities", 1, "user_id"),
+    ("identities", 2, "email"),
+    ("identities", 3, "customer_id"),
+    ("identities", 4, "email"),
+    ("traits", 1, "email"),
+    ("traits", 2, "account_domain"),
+    ("unalias", 1, "anonymous_id"),
+]
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "skip"])
+def test_booleans_objects_arrays_and_blank_strings_as_identifiers_are_invalid_records(
+    bench: Bench, policy: str
+) -> None:
+    messages = odd_identifier_input()
+    bench.start(messages)
+    run = bench.run(bench.config(invalid_records=policy), messages)
+    assert run.exit_code == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.states == [state(9)["value"]]
+    assert [i["identity"] for i in bench.skalin.identities] == [{"email": key(5)}]
+    assert [e["type"] for e in bench.hull.entries] == ["traits"]
+    warnings = [line for line in run.stderr.splitlines() if "cannot identify anyone" in line]
+    named = [(w.split("'")[1], int(w.split("#")[1].split()[0]), w.split("'")[3]) for w in warnings]
+    assert sorted(named) == sorted(ODD_IDENTIFIERS)
+    letters = [d for d in dead_letters(bench.dead_letter_path) if d["type"] == "RECORD"]
+    if policy == "dead_letter":
+        assert sorted((d["stream"], d["position"]) for d in letters) == sorted(
+            (stream, position) for stream, position, _ in ODD_IDENTIFIERS
+        )
+    else:
+        assert letters == []
+    measured = bench.outcome(f"odd-identifiers-{policy}", exit_code=run.exit_code)
+    assert (measured.delivered, measured.dead_lettered + measured.skipped) == (2, 7)
+
+
+# Tokens are valid when sent
+
+TOKEN_TTL_SECONDS = 60
+INPUT_PAUSE_SECONDS = 35  # longer than half the ttl: a token signed when read would be stale
+
+
+def test_an_entry_read_before_a_long_pause_in_the_input_is_sent_with_a_fresh_token(
+    bench: Bench,
+) -> None:
+    """One track record, a pause longer than half of `hull_token_ttl` while the entry waits
+    in its batch, then one more: the strict fake refuses any token older than half its
+    lifetime, so the first entry must be signed again before it is sent."""
+    before = [schema_message("track"), record_message("track", track(1))]
+    after = [record_message("track", track(2)), state(2)]
+    bench.start([*before, *after])
+    started = time.time()
+    run = bench.finish(
+        run_cli_paused(
+            bench.config(hull_token_ttl=TOKEN_TTL_SECONDS),
+            before,
+            after,
+            bench.workdir,
+            pause=INPUT_PAUSE_SECONDS,
+        )
+    )
+    assert run.exit_code == 0, run.stderr
+    assert run.states == [state(2)["value"]]
+    claims = {e["claims"]["io.hull.asUser"]["email"]: e["claims"] for e in bench.hull.entries}
+    assert set(claims) == {key(1), key(2)}
+    first = claims[key(1)]
+    assert first["iat"] >= started + INPUT_PAUSE_SECONDS - 1
+    assert first["exp"] - first["iat"] == TOKEN_TTL_SECONDS
+    bench.outcome("hull-token-expiry-pause", exit_code=run.exit_code)
 
 
 # Interruptions: SIGTERM, SIGINT, kill -9, then a rerun from the last STATE
