@@ -229,7 +229,7 @@ def test_user_info_of_a_url_is_never_printed(bench: Bench, setting: str) -> None
 @pytest.mark.parametrize(
     "setting", ["hull_connector_secret", "hull_connector_id", "hull_organization"]
 )
-@pytest.mark.parametrize("padding", ["\n", " ", "\t"])
+@pytest.mark.parametrize("padding", ["\n", " ", "\t", "\x01"])
 def test_a_header_setting_with_surrounding_whitespace_is_refused_at_start(
     bench: Bench, setting: str, padding: str
 ) -> None:
