@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeSkalin, Fault
 from tests.harness import record_message, run_cli, schema_message, state_message
 
 FEATURE_SCHEMA = {
@@ -123,6 +124,19 @@ def test_the_summary_names_stream_and_sink_says_would_and_counts_in_proper_plura
         "(0 retries)" in run.stderr
     )
     assert "  1 request written to" in run.stderr
+
+
+def test_one_of_each_count_is_singular_in_a_real_run(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    skalin.faults.append(Fault.status(503, b"overloaded"))
+    run = run_cli(skalin_config, features(1), tmp_path)
+
+    assert run.exit_code == 0, run.stderr
+    assert (
+        "stream 'features' -> features: 1 record in, 1 item sent in 1 request (1 retry)"
+        in run.stderr
+    )
 
 
 def test_sdk_metrics_are_printed_when_debug_is_asked_for(tmp_path: Path) -> None:
