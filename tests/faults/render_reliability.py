@@ -357,7 +357,11 @@ stdout. urllib3's DEBUG logging (for example through `SINGER_SDK_LOG_CONFIG`) go
 without headers. A server refusing every request with a 400 (a wrong client id or
 organization) made every record look bad: each was isolated and skipped or dead-lettered, and
 the run ended 0 with STATE moved on; isolation recursed until `RecursionError` on large
-requests; a second signal was ignored until the drain ended. All three are now rows above."""
+requests; a second signal was ignored until the drain ended; a timestamp outside the years
+1-9999 crashed the run with an `OverflowError` traceback whatever `invalid_records` said;
+booleans, objects, arrays and blank strings were taken as identifiers; an entry that waited
+in its batch through a pause in the input was sent with the token signed when it was read,
+expired or about to be. Each is now a row above."""
 
 MATRIX_INTRO = """\
 Each row is a test of `tests/faults/` that runs the installed CLI
