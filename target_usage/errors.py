@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from target_usage.logs import plural
+
 BODY_EXCERPT_CHARS = 500
 
 
@@ -60,7 +62,7 @@ class ApiError(TargetUsageError):
 
     def __str__(self) -> str:
         outcome = f"HTTP {self.status}" if self.status is not None else self.cause
-        text = f"{self.api} request failed after {self.attempts} attempt(s): {outcome}"
+        text = f"{self.api} request failed after {plural(self.attempts, 'attempt')}: {outcome}"
         if self.note:
             text += f" ({self.note})"
         if self.body:

@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 
 from target_usage import __version__
 from target_usage.errors import ApiError
+from target_usage.logs import plural
 from target_usage.outputs import JsonlWriter, Redactor
 
 RETRYABLE_STATUSES = frozenset(
@@ -723,8 +724,10 @@ def describe_ranges(origins: Iterable[Origin], *, most: int = 5) -> str:
             else:
                 ranges.append([position, position])
         shown = ", ".join(f"#{a}-#{b}" if a != b else f"#{a}" for a, b in ranges[:most])
-        more = f" and {len(ranges) - most} more ranges" if len(ranges) > most else ""
-        described.append(f"stream '{stream}' records {shown}{more} ({len(positions)} records)")
+        more = f" and {plural(len(ranges) - most, 'more range')}" if len(ranges) > most else ""
+        described.append(
+            f"stream '{stream}' records {shown}{more} ({plural(len(positions), 'record')})"
+        )
     return "; ".join(described)
 
 

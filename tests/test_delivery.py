@@ -139,7 +139,7 @@ def test_a_429_with_retry_after_holds_the_pacer_before_the_retry() -> None:
 def test_spent_retries_fail_the_request_and_surface_on_flush() -> None:
     delivery, sender = make_delivery(lambda items: Answer(503, "busy"), max_retries=2)
     submit(delivery, range(4))
-    with pytest.raises(ApiError, match=r"failed after 3 attempt\(s\): HTTP 503") as raised:
+    with pytest.raises(ApiError, match=r"failed after 3 attempts: HTTP 503") as raised:
         delivery.flush()
     assert "stream 'rows' records #0-#3 (4 records)" in str(raised.value)
     assert len(sender.sent) == 3

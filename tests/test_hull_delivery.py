@@ -131,7 +131,7 @@ def test_a_permanent_hull_error_fails_the_run_without_the_secret(
         hull_config, [*singer_lines("track", tracks(3)), state_message({"n": 1})], tmp_path
     )
     assert run.exit_code != 0
-    assert "Hull request failed after 1 attempt(s): HTTP 401" in run.stderr
+    assert "Hull request failed after 1 attempt: HTTP 401" in run.stderr
     assert "bad token" in run.stderr
     assert run.states == []
     assert HULL_SECRET not in run.stderr + run.stdout

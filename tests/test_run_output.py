@@ -139,6 +139,17 @@ def test_one_of_each_count_is_singular_in_a_real_run(
     )
 
 
+def test_a_failed_run_of_one_record_names_1_attempt_and_1_record(
+    skalin: FakeSkalin, skalin_config: dict, tmp_path: Path
+) -> None:
+    skalin.fault_when = lambda request: Fault.status(401, b"unknown client")
+    run = run_cli(skalin_config, features(1), tmp_path)
+
+    assert run.exit_code == 1
+    assert "Skalin request failed after 1 attempt: HTTP 401" in run.stderr
+    assert "undelivered: stream 'features' records #1 (1 record)." in run.stderr
+
+
 def test_sdk_metrics_are_printed_when_debug_is_asked_for(tmp_path: Path) -> None:
     run = run_cli(dry_run_config(tmp_path), features(100), tmp_path, env=DEBUG)
 

@@ -111,7 +111,7 @@ def test_auth_and_endpoint_errors_stop_at_once_naming_the_setting(
     with pytest.raises(ApiError) as caught:
         run_target(skalin_config, messages)
     message = str(caught.value)
-    assert f"Skalin request failed after 1 attempt(s): HTTP {status}" in message
+    assert f"Skalin request failed after 1 attempt: HTTP {status}" in message
     assert hint in message
     assert re.search(r"undelivered: stream 'public-features' records #\d+-#\d+", message)
     assert capsys.readouterr().out == ""
@@ -261,7 +261,7 @@ def test_cli_exits_non_zero_without_state_when_a_batch_fails_for_good(
     ]
     run = run_cli(config, messages, tmp_path)
     assert run.exit_code != 0
-    assert "Skalin request failed after 2 attempt(s): HTTP 503" in run.stderr
+    assert "Skalin request failed after 2 attempts: HTTP 503" in run.stderr
     assert "shard down" in run.stderr
     assert "stream 'features' records #201-#250" in run.stderr
     assert run.states == []

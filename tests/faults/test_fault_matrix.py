@@ -154,7 +154,7 @@ def test_retries_exhausted_stop_the_run_without_state(bench: Bench) -> None:
     run = bench.run(bench.config(max_retries=2), messages)
     assert run.exit_code == 1
     assert run.states == []
-    assert "failed after 3 attempt(s): HTTP 503" in run.stderr
+    assert "failed after 3 attempts: HTTP 503" in run.stderr
     assert "still down" in run.stderr
     rerun = bench.rerun(bench.config(), messages, run)
     bench.outcome("skalin-503-exhausted", exit_code=run.exit_code, rerun_exit_code=rerun.exit_code)

@@ -51,7 +51,7 @@ def test_retries_exhausted_on_a_body_echoing_the_secret_are_redacted(bench: Benc
     bench.hull.fault_when = echo(503)
     run = bench.run(bench.config(max_retries=1), tracks(10))
     assert run.exit_code == 1
-    assert "failed after 2 attempt(s): HTTP 503" in run.stderr
+    assert "failed after 2 attempts: HTTP 503" in run.stderr
     assert "bad token ***" in run.stderr
 
 
