@@ -477,3 +477,28 @@ def test_hull_digests_leave_out_the_token_and_the_timestamp() -> None:
     assert first.timestamp != later.timestamp
     assert ledger_row(first) == ledger_row(later)
     assert ledger_row(first).subject == "email=ada@x.io"
+
+
+def test_a_refused_item_is_kept_as_refused_and_sent_again_by_the_next_run(
+    skalin: FakeSkalin, config: dict, tmp_path: Path
+) -> None:
+    skalin.fault_when = lambda req: (
+        Fault.status(400, body=b'{"error":"bad name"}')
+        if any(f.get("name") == "poison" for f in (req.json or {}).get("features", []))
+        else None
+    )
+    rows = [*features(20), {"email": "p@x.io", "name": "poison", "event_id": "f-poison"}]
+    messages = singer_lines("features", rows)
+    first = ok(run_cli({**config, "invalid_records": "skip"}, messages, tmp_path))
+    statuses = sqlite3.connect(tmp_path / "ledger.sqlite").execute(
+        "SELECT status, subject, count(*) FROM target_usage_ledger GROUP BY status, subject "
+        "HAVING status = 'refused'"
+    )
+    assert statuses.fetchall() == [("refused", "email=p@x.io", 1)]
+    skalin.fault_when = lambda req: None
+
+    second = ok(run_cli(config, messages, tmp_path))
+
+    assert "1 skipped" in first.stderr
+    assert "1 item sent in 1 request (0 retries), 20 unchanged" in second.stderr
+    assert [f["name"] for f in skalin.features].count("poison") == 1
