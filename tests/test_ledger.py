@@ -319,25 +319,6 @@ def test_a_ledger_locked_by_another_process_beyond_the_timeout_fails_clearly(
     assert "another process held it for more than 0.2 s" in message
 
 
-@pytest.fixture
-def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody may write to, root included (root ignores modes: make it immutable)."""
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    immutable = os.geteuid() == 0
-    if immutable:
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"running as root and chattr +i is refused here: {done.stderr!r}")
-    try:
-        yield folder
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        folder.chmod(0o755)
-
-
 def test_a_ledger_in_a_read_only_folder_fails_clearly(read_only_folder: Path) -> None:
     location = str(read_only_folder / "ledger.sqlite")
 
