@@ -52,6 +52,8 @@ class Changes:
         # id(origin) → (origin, destination, row) of items handed over and not yet settled;
         # the origin is kept so its id is not reused before its outcome is applied.
         self._pending: dict[int, tuple[Origin, str, LedgerRow]] = {}
+        # Rows of accepted requests not yet committed, per (destination, ledger sink).
+        self._accepted: dict[tuple[str, str], list[LedgerRow]] = {}
 
     def open(self) -> None:
         """Opens the ledger now, so a ledger that cannot be used stops the run before
@@ -92,19 +94,28 @@ class Changes:
         return kept_items, kept_origins
 
     def delivered(self, groups: Sequence[Sequence[Origin]]) -> None:
-        """Records the items of an accepted request, committed when this returns."""
+        """Notes the items of an accepted request; `commit` records them."""
         with self._lock:
-            by_place: dict[tuple[str, str], list[LedgerRow]] = {}
             for group in groups:
                 for origin in group:
                     pending = self._pending.pop(id(origin), None)
                     if pending is not None:
                         _, destination, row = pending
-                        by_place.setdefault((destination, ledger_sink(origin.sink)), []).append(row)
+                        place = (destination, ledger_sink(origin.sink))
+                        self._accepted.setdefault(place, []).append(row)
+
+    def commit(self) -> None:
+        """Records every accepted item noted so far, committed when this returns.
+
+        The outcome step calls it after each round of outcomes: one transaction for all the
+        requests answered since the last round, before any STATE can be written.
+        """
+        with self._lock:
+            accepted, self._accepted = self._accepted, {}
             if self._dry_run or self._ledger is None:
                 return
             now = self._clock()
-            for (destination, sink), rows in by_place.items():
+            for (destination, sink), rows in accepted.items():
                 self._ledger.record(destination, sink, rows, now=now)
 
     def refused(self, origin: Origin, reason: str) -> None:

@@ -10,6 +10,7 @@ count and by body size.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -405,7 +406,7 @@ def ledger_row(item: HullItem) -> LedgerRow:
     without the token and the timestamp, which change while the data does not; the kind
     tells an alias from an unalias of the same pair.
     """
-    subject = encode_json([item.subject.user, item.subject.account])
+    subject, text = _ledger_subject(item.subject)
     body = _decode_body(item.body)
     if item.kind == "track":
         key = key_hash(body["event_id"])
@@ -414,10 +415,13 @@ def ledger_row(item: HullItem) -> LedgerRow:
     else:
         key = key_hash(b"alias", subject, body["anonymous_id"])
     digest = digest_of(b"%s\0%s\0%s" % (item.kind.encode(), subject, item.body))
-    return LedgerRow(key, digest, _subject_text(item.subject))
+    return LedgerRow(key, digest, text)
 
 
-def _subject_text(subject: Subject) -> str:
-    names = {claim: value for claim, value in subject.user}
+@functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
+def _ledger_subject(subject: Subject) -> tuple[bytes, str]:
+    """A subject as hashed into keys and digests, and as the `subject` column shows it;
+    cached like tokens, as a sync sends many entries per person."""
+    names = dict(subject.user)
     names.update((f"account_{claim}", value) for claim, value in subject.account)
-    return subject_text(names)
+    return encode_json([subject.user, subject.account]), subject_text(names)

@@ -13,6 +13,7 @@ between processes and machines. The schema carries a version and is migrated on 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -174,6 +175,8 @@ class Ledger:
         self.name = name  # the location as given, password redacted: for messages
         self._password = password  # kept out of every message
         self.read_only = read_only
+        # Statements compiled once for the driver: name → (SQL, parameter order or None).
+        self._driver_sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
     @classmethod
     def open(
@@ -215,10 +218,16 @@ class Ledger:
         if self._engine is None or not keys:
             return found
         with self._failing("read"), self._engine.connect() as conn:
-            query = _known_query(conn.dialect.name, destination, sink)
+            sqlite_dialect = conn.dialect.name == "sqlite"
+            query = None if sqlite_dialect else _known_query(conn.dialect.name, destination, sink)
             for start in range(0, len(keys), KNOWN_CHUNK_KEYS):
                 chunk = list(keys[start : start + KNOWN_CHUNK_KEYS])
-                rows = conn.execute(query, {"keys": chunk})
+                if query is None:  # straight to the driver: no per-chunk statement compiling
+                    rows = conn.exec_driver_sql(
+                        _sqlite_known_sql(len(chunk)), (destination, sink, DELIVERED, *chunk)
+                    )
+                else:
+                    rows = conn.execute(query, {"keys": chunk})
                 found.update((bytes(k), bytes(d)) for k, d in rows)
         return found
 
@@ -249,14 +258,17 @@ class Ledger:
         statement = (
             items.update()
             .where(
-                items.c.destination == destination,
-                items.c.sink == sink,
+                items.c.destination == sa.bindparam("d"),
+                items.c.sink == sa.bindparam("s"),
                 items.c.key_hash == sa.bindparam("k"),
             )
-            .values(seen_at=seen)
+            .values(seen_at=sa.bindparam("seen"))
         )
+        values = [
+            {"d": destination, "s": sink, "k": key, "seen": seen} for key in sorted(set(keys))
+        ]
         with self._failing("write"), self._writing() as conn:
-            conn.execute(statement, [{"k": key} for key in sorted(set(keys))])
+            self._executemany(conn, "touch", statement, values)
 
     def prune(self, older_than: datetime) -> int:
         """Deletes event keys (identities, features, track) not seen since `older_than`.
@@ -336,7 +348,26 @@ class Ledger:
             for _, row in sorted(latest.items())
         ]
         with self._failing("write"), self._writing() as conn:
-            conn.execute(_upsert_statement(conn.dialect.name), values)
+            self._executemany(conn, "upsert", _upsert_statement(conn.dialect.name), values)
+
+    def _executemany(
+        self, conn: Connection, name: str, statement: Any, values: list[dict[str, Any]]
+    ) -> None:
+        """One statement for many rows, straight to the driver's executemany.
+
+        SQLAlchemy's per-row parameter handling cost more than SQLite's own work per key, so
+        the statement is compiled once (per name) and rows go to the driver as they are:
+        tuples in the compiled order for SQLite, names for psycopg.
+        """
+        if name not in self._driver_sql:
+            # An INSERT names every column it sets; other statements name their parameters.
+            columns = [column.name for column in items.columns] if name == "upsert" else None
+            compiled = statement.compile(dialect=conn.dialect, column_keys=columns)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            self._driver_sql[name] = (str(compiled), order)
+        sql, order = self._driver_sql[name]
+        params = [tuple(v[key] for key in order) for v in values] if order else values
+        conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
 
     def _writable(self) -> None:
         if self.read_only or self._engine is None:
@@ -378,6 +409,17 @@ def _known_query(dialect: str, destination: str, sink: str) -> sa.Select:
         items.c.sink == sink,
         items.c.status == DELIVERED,
         among,
+    )
+
+
+@functools.cache
+def _sqlite_known_sql(count: int) -> str:
+    """`_known_query` for SQLite as the driver's SQL, for a chunk of `count` keys."""
+    keys = ", ".join("?" * count)
+    # Only placeholders and the table's own name go in: no value is ever formatted in.
+    return (
+        f"SELECT key_hash, digest FROM {items.name} WHERE destination = ? AND sink = ? "  # noqa: S608
+        f"AND status = ? AND key_hash IN ({keys})"
     )
 
 

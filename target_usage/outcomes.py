@@ -82,12 +82,16 @@ class OutcomeStep:
     def apply(self) -> None:
         """Apply every outcome queued so far; raises under `invalid_records: fail`."""
         with self._lock:
-            while True:
-                try:
-                    outcome = self.queue.get_nowait()
-                except queue.Empty:
-                    return
-                self._apply(outcome)
+            try:
+                while True:
+                    try:
+                        outcome = self.queue.get_nowait()
+                    except queue.Empty:
+                        return
+                    self._apply(outcome)
+            finally:
+                if self.changes is not None:  # the accepted items of this round, one commit
+                    self.changes.commit()
 
     def settle(self) -> None:
         """At the end of a run that already failed: count what is left, raise nothing."""
@@ -105,7 +109,7 @@ class OutcomeStep:
 
     def _apply(self, outcome: Outcome) -> None:
         if isinstance(outcome, Delivered):
-            if self.changes is not None:  # first: a ledger that cannot record ends the run
+            if self.changes is not None:
                 self.changes.delivered(outcome.groups)
             for group in outcome.groups:
                 first = group[0]

@@ -21,14 +21,16 @@ from target_usage.skalin import build_feature
 from target_usage.skalin import ledger_row as skalin_ledger_row
 from tests.fakes import FakeHull, FakeSkalin
 from tests.fakes.server import Fault
-from tests.faults.harness import after_last_state, lines, run_cli_interrupted
+from tests.faults.harness import after_last_state, run_cli_interrupted, state
 from tests.harness import (
     HULL_CONNECTOR,
     HULL_ORG,
     HULL_SECRET,
     Run,
     hull_settings,
+    record_message,
     run_cli,
+    schema_message,
     singer_lines,
     skalin_settings,
     state_message,
@@ -307,29 +309,34 @@ def test_a_dry_run_without_a_ledger_file_does_not_create_it(config: dict, tmp_pa
 def test_kill_9_mid_run_then_a_rerun_from_the_last_state_resends_at_most_the_in_flight_items(
     skalin: FakeSkalin, config: dict, tmp_path: Path
 ) -> None:
-    rows = features(3000)
-    messages = lines("features", rows, state_every=500)
-    skalin.latency = 0.05
-    config = {**config, "max_concurrent_requests": 2}
+    # Requests are answered while the reader reads on: each answer is recorded at the next
+    # record, so only the requests in flight at the kill are sent twice.
+    rows = features(8000)
+    messages = [
+        schema_message("features"),
+        *(record_message("features", row) for row in rows[:100]),
+        state(100),
+        *(record_message("features", row) for row in rows[100:]),
+        state(8000),
+    ]
+    config = {**config, "max_concurrent_requests": 4, "skalin_requests_per_second": 25}
 
     killed = run_cli_interrupted(
         config,
         messages,
         tmp_path,
         signum=signal.SIGKILL,
-        when=lambda: len(skalin.accepted) >= 12,
-        chunk=100,
-        pause=0.02,
+        when=lambda: len(skalin.accepted) >= 45,
+        chunk=len(messages),  # all input at once: the reader never waits on the tap
     )
     first = [f["eventId"] for f in skalin.features]
-    skalin.latency = 0.0
     rerun = ok(run_cli(config, after_last_state(messages, killed.states), tmp_path))
     second = [f["eventId"] for f in skalin.features[len(first) :]]
 
     assert killed.exit_code == -signal.SIGKILL
-    assert len(set(first) | set(second)) == 3000  # nothing lost
-    assert len(set(first) & set(second)) <= 2 * 100  # max_concurrent_requests x 100 items
-    assert rerun.states[-1] == {"bookmarks": {"faults": {"records": 3000}}}
+    assert len(set(first) | set(second)) == 8000  # nothing lost
+    assert len(set(first) & set(second)) <= 4 * 100  # max_concurrent_requests x 100 items
+    assert rerun.states[-1] == state(8000)["value"]
 
 
 # A ledger that cannot be used stops the run before anything is sent, without STATE
