@@ -33,6 +33,7 @@ KEY_HASH_BYTES = 16  # no two of a billion keys share a hash (birthday bound ~1e
 DIGEST_BYTES = 8  # compared only with the same key's previous digest
 KNOWN_CHUNK_KEYS = 1000  # keys per lookup query, under every driver's parameter limit
 DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
+TOUCH_EVERY_SECONDS = 86_400  # `seen_at` is kept to the day: retention counts in days
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 EVENT_SINKS = ("identities", "features", "track")  # keys that retention may prune
 DELIVERED, REFUSED = "delivered", "refused"
@@ -250,7 +251,11 @@ class Ledger:
         self._upsert(destination, sink, rows, status=REFUSED, reason=reason, now=now)
 
     def touch(self, destination: str, sink: str, keys: Sequence[bytes], *, now: datetime) -> None:
-        """Marks unchanged items as seen now, so retention keeps keys a sync still carries."""
+        """Marks unchanged items as seen now, so retention keeps keys a sync still carries.
+
+        A key seen within the last `TOUCH_EVERY_SECONDS` is left as it is: retention counts
+        in days, and an hourly sync then rewrites no row of an unchanged table.
+        """
         if not keys:
             return
         self._writable()
@@ -261,11 +266,14 @@ class Ledger:
                 items.c.destination == sa.bindparam("d"),
                 items.c.sink == sa.bindparam("s"),
                 items.c.key_hash == sa.bindparam("k"),
+                items.c.seen_at < sa.bindparam("fresh"),
             )
             .values(seen_at=sa.bindparam("seen"))
         )
+        fresh = seen - TOUCH_EVERY_SECONDS
         values = [
-            {"d": destination, "s": sink, "k": key, "seen": seen} for key in sorted(set(keys))
+            {"d": destination, "s": sink, "k": key, "seen": seen, "fresh": fresh}
+            for key in sorted(set(keys))
         ]
         with self._failing("write"), self._writing() as conn:
             self._executemany(conn, "touch", statement, values)

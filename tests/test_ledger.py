@@ -228,6 +228,25 @@ def test_prune_deletes_only_event_keys_not_seen_since_the_cutoff(ledger: Ledger)
     assert len(ledger.known(ORG, "alias", [r.key for r in rows(2)])) == 2
 
 
+def test_touch_rewrites_a_key_at_most_once_a_day(ledger: Ledger, path: Path) -> None:
+    ledger.record(ORG, "track", rows(1), now=NOW - timedelta(days=3))
+    key = rows(1)[0].key
+
+    def seen() -> int:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("SELECT seen_at FROM target_usage_ledger").fetchone()[0]
+
+    ledger.touch(ORG, "track", [key], now=NOW)
+    after_first = seen()
+    ledger.touch(ORG, "track", [key], now=NOW + timedelta(hours=23))
+    after_second = seen()
+    ledger.touch(ORG, "track", [key], now=NOW + timedelta(hours=25))
+
+    assert after_first == int(NOW.timestamp())
+    assert after_second == after_first
+    assert seen() == int((NOW + timedelta(hours=25)).timestamp())
+
+
 # Schema versions
 
 
