@@ -113,7 +113,9 @@ class Case:
 
 
 def skalin_config(url: str) -> dict:
-    return {"skalin_url": url, "skalin_client_id": "bench"}
+    # Cases a-d run without the ledger (each round would find the last one's keys); the
+    # ledger's cases are in ledger_cases.py.
+    return {"skalin_url": url, "skalin_client_id": "bench", "ledger": ""}
 
 
 def skalin_dry_run(url: str) -> dict:
@@ -126,6 +128,7 @@ def hull_config(url: str) -> dict:
         "hull_organization": "bench.hullapp.io",
         "hull_connector_id": "bench-connector",
         "hull_connector_secret": "bench-secret-0123456789abcdef0123456789",
+        "ledger": "",
     }
 
 
@@ -160,6 +163,11 @@ CASES = {
         "d. memory, 1M features", ("features",), 1_000_000, skalin_config, yardsticks=False
     ),
 }
+
+
+# The ledger's cases (goal e), run by ledger_cases.py: e (on vs off), e1 (unchanged rerun),
+# e2 (1M features, 1M-key ledger).
+LEDGER_CASE_KEYS = ("e", "e1", "e2")
 
 
 def contenders(case: Case, config_path: Path) -> dict[str, list[str]]:
@@ -264,7 +272,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join([*CASES, *LEDGER_CASE_KEYS]))
     parser.add_argument("--records", type=int, help="override every case's record count")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--save", type=Path)
@@ -275,6 +283,11 @@ def main() -> None:
     summary = []
     with tempfile.TemporaryDirectory(prefix="target-usage-bench-") as tmp:
         for key in args.cases.split(","):
+            if key in LEDGER_CASE_KEYS:  # issue #14 goal e: ledger_cases.py
+                from ledger_cases import run_ledger_case
+
+                summary += run_ledger_case(key, Path(tmp), args.records, args.rounds)
+                continue
             case = CASES[key]
             if args.records:
                 case = dataclasses.replace(case, records=args.records)

@@ -10,6 +10,7 @@ count and by body size.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +24,7 @@ import msgspec
 
 from target_usage.catalogue import HULL
 from target_usage.errors import InvalidRecordError
+from target_usage.ledger import LedgerRow, digest_of, key_hash, subject_text
 from target_usage.records import (
     SDC_PREFIX,
     as_text,
@@ -376,8 +378,50 @@ class HullApi:
         body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
         return Request(API_NAME, self.url, self.headers(), body)
 
+    @property
+    def destination(self) -> str:
+        """Where entries go, for the ledger: another organization holds none of them."""
+        return self.organization
+
+    def ledger_row(self, kind: str, item: HullItem) -> LedgerRow:
+        """The entry's ledger key and the digest of what is sent (see `ledger_row`)."""
+        return ledger_row(item)
+
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Columns that give a dead-lettered record, once fixed, the ids of its first try."""
         if kind != "track" or first_present(record, "event_id") is not None:
             return {}
         return {"event_id": content_digest(record, "track")}
+
+
+_decode_body = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def ledger_row(item: HullItem) -> LedgerRow:
+    """An entry's ledger key and digest, as the spec's "Ledger" section says.
+
+    Key: the event_id (`track`); the subject and the sorted attribute names (`traits`, so a
+    new set of attributes for the same person is its own key); the subject and the
+    anonymous_id (`alias` and `unalias`: one key for both). Digest: kind, subject and body,
+    without the token and the timestamp, which change while the data does not; the kind
+    tells an alias from an unalias of the same pair.
+    """
+    subject, text = _ledger_subject(item.subject)
+    body = _decode_body(item.body)
+    if item.kind == "track":
+        key = key_hash(body["event_id"])
+    elif item.kind == "traits":
+        key = key_hash(b"traits", subject, *sorted(body))
+    else:
+        key = key_hash(b"alias", subject, body["anonymous_id"])
+    digest = digest_of(b"%s\0%s\0%s" % (item.kind.encode(), subject, item.body))
+    return LedgerRow(key, digest, text)
+
+
+@functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
+def _ledger_subject(subject: Subject) -> tuple[bytes, str]:
+    """A subject as hashed into keys and digests, and as the `subject` column shows it;
+    cached like tokens, as a sync sends many entries per person."""
+    names = dict(subject.user)
+    names.update((f"account_{claim}", value) for claim, value in subject.account)
+    return encode_json([subject.user, subject.account]), subject_text(names)

@@ -13,6 +13,7 @@ between processes and machines. The schema carries a version and is migrated on 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ KEY_HASH_BYTES = 16  # no two of a billion keys share a hash (birthday bound ~1e
 DIGEST_BYTES = 8  # compared only with the same key's previous digest
 KNOWN_CHUNK_KEYS = 1000  # keys per lookup query, under every driver's parameter limit
 DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
+TOUCH_EVERY_SECONDS = 86_400  # `seen_at` is kept to the day: retention counts in days
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 EVENT_SINKS = ("identities", "features", "track")  # keys that retention may prune
 DELIVERED, REFUSED = "delivered", "refused"
@@ -174,6 +176,8 @@ class Ledger:
         self.name = name  # the location as given, password redacted: for messages
         self._password = password  # kept out of every message
         self.read_only = read_only
+        # Statements compiled once for the driver: name → (SQL, parameter order or None).
+        self._driver_sql: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
     @classmethod
     def open(
@@ -215,10 +219,16 @@ class Ledger:
         if self._engine is None or not keys:
             return found
         with self._failing("read"), self._engine.connect() as conn:
-            query = _known_query(conn.dialect.name, destination, sink)
+            sqlite_dialect = conn.dialect.name == "sqlite"
+            query = None if sqlite_dialect else _known_query(conn.dialect.name, destination, sink)
             for start in range(0, len(keys), KNOWN_CHUNK_KEYS):
                 chunk = list(keys[start : start + KNOWN_CHUNK_KEYS])
-                rows = conn.execute(query, {"keys": chunk})
+                if query is None:  # straight to the driver: no per-chunk statement compiling
+                    rows = conn.exec_driver_sql(
+                        _sqlite_known_sql(len(chunk)), (destination, sink, DELIVERED, *chunk)
+                    )
+                else:
+                    rows = conn.execute(query, {"keys": chunk})
                 found.update((bytes(k), bytes(d)) for k, d in rows)
         return found
 
@@ -241,7 +251,11 @@ class Ledger:
         self._upsert(destination, sink, rows, status=REFUSED, reason=reason, now=now)
 
     def touch(self, destination: str, sink: str, keys: Sequence[bytes], *, now: datetime) -> None:
-        """Marks unchanged items as seen now, so retention keeps keys a sync still carries."""
+        """Marks unchanged items as seen now, so retention keeps keys a sync still carries.
+
+        A key seen within the last `TOUCH_EVERY_SECONDS` is left as it is: retention counts
+        in days, and an hourly sync then rewrites no row of an unchanged table.
+        """
         if not keys:
             return
         self._writable()
@@ -249,14 +263,20 @@ class Ledger:
         statement = (
             items.update()
             .where(
-                items.c.destination == destination,
-                items.c.sink == sink,
+                items.c.destination == sa.bindparam("d"),
+                items.c.sink == sa.bindparam("s"),
                 items.c.key_hash == sa.bindparam("k"),
+                items.c.seen_at < sa.bindparam("fresh"),
             )
-            .values(seen_at=seen)
+            .values(seen_at=sa.bindparam("seen"))
         )
+        fresh = seen - TOUCH_EVERY_SECONDS
+        values = [
+            {"d": destination, "s": sink, "k": key, "seen": seen, "fresh": fresh}
+            for key in sorted(set(keys))
+        ]
         with self._failing("write"), self._writing() as conn:
-            conn.execute(statement, [{"k": key} for key in sorted(set(keys))])
+            self._executemany(conn, "touch", statement, values)
 
     def prune(self, older_than: datetime) -> int:
         """Deletes event keys (identities, features, track) not seen since `older_than`.
@@ -336,7 +356,26 @@ class Ledger:
             for _, row in sorted(latest.items())
         ]
         with self._failing("write"), self._writing() as conn:
-            conn.execute(_upsert_statement(conn.dialect.name), values)
+            self._executemany(conn, "upsert", _upsert_statement(conn.dialect.name), values)
+
+    def _executemany(
+        self, conn: Connection, name: str, statement: Any, values: list[dict[str, Any]]
+    ) -> None:
+        """One statement for many rows, straight to the driver's executemany.
+
+        SQLAlchemy's per-row parameter handling cost more than SQLite's own work per key, so
+        the statement is compiled once (per name) and rows go to the driver as they are:
+        tuples in the compiled order for SQLite, names for psycopg.
+        """
+        if name not in self._driver_sql:
+            # An INSERT names every column it sets; other statements name their parameters.
+            columns = [column.name for column in items.columns] if name == "upsert" else None
+            compiled = statement.compile(dialect=conn.dialect, column_keys=columns)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            self._driver_sql[name] = (str(compiled), order)
+        sql, order = self._driver_sql[name]
+        params = [tuple(v[key] for key in order) for v in values] if order else values
+        conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
 
     def _writable(self) -> None:
         if self.read_only or self._engine is None:
@@ -378,6 +417,17 @@ def _known_query(dialect: str, destination: str, sink: str) -> sa.Select:
         items.c.sink == sink,
         items.c.status == DELIVERED,
         among,
+    )
+
+
+@functools.cache
+def _sqlite_known_sql(count: int) -> str:
+    """`_known_query` for SQLite as the driver's SQL, for a chunk of `count` keys."""
+    keys = ", ".join("?" * count)
+    # Only placeholders and the table's own name go in: no value is ever formatted in.
+    return (
+        f"SELECT key_hash, digest FROM {items.name} WHERE destination = ? AND sink = ? "  # noqa: S608
+        f"AND status = ? AND key_hash IN ({keys})"
     )
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from target_usage.changes import Changes
 from target_usage.errors import InvalidRecordError, RejectedRecordError, TargetUsageError
 from target_usage.outputs import JsonlWriter
 from target_usage.report import RunReport
@@ -50,8 +51,10 @@ class OutcomeStep:
         report: RunReport,
         logger: logging.Logger,
         replay_columns: ReplayColumns,
+        changes: Changes | None = None,
     ) -> None:
         self.policy = policy
+        self.changes = changes  # the ledger, when on: records what was accepted or refused
         self.queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.failures: list[Failed] = []
         self._writer = writer
@@ -79,12 +82,16 @@ class OutcomeStep:
     def apply(self) -> None:
         """Apply every outcome queued so far; raises under `invalid_records: fail`."""
         with self._lock:
-            while True:
-                try:
-                    outcome = self.queue.get_nowait()
-                except queue.Empty:
-                    return
-                self._apply(outcome)
+            try:
+                while True:
+                    try:
+                        outcome = self.queue.get_nowait()
+                    except queue.Empty:
+                        return
+                    self._apply(outcome)
+            finally:
+                if self.changes is not None:  # the accepted items of this round, one commit
+                    self.changes.commit()
 
     def settle(self) -> None:
         """At the end of a run that already failed: count what is left, raise nothing."""
@@ -102,14 +109,20 @@ class OutcomeStep:
 
     def _apply(self, outcome: Outcome) -> None:
         if isinstance(outcome, Delivered):
+            if self.changes is not None:
+                self.changes.delivered(outcome.groups)
             for group in outcome.groups:
                 first = group[0]
                 stats = self._report.stream(first.stream, first.sink)
                 self._report.delivered(stats, SendStats(1, outcome.retries, len(group)))
         elif isinstance(outcome, Refused):
+            if self.changes is not None:
+                self.changes.refused(outcome.origin, outcome.reason)
             error = InvalidRecordError(outcome.reason, fix="correct the values the API refused")
             self._set_aside(outcome.origin, error)
         else:
+            if self.changes is not None:
+                self.changes.forget(outcome.undelivered)
             self.failures.append(outcome)
             # The attempts of a request that failed count too.
             for stream in {origin.stream: origin for origin in outcome.undelivered}.values():

@@ -21,6 +21,7 @@ class StreamStats:
     records_in: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    unchanged: int = 0  # items the ledger says the destination already holds
     sent: SendStats = field(default_factory=SendStats)
     first_sent_at: float | None = None
     last_sent_at: float | None = None
@@ -36,7 +37,8 @@ class StreamStats:
             f"stream '{self.stream}' -> {self.sink}: "
             f"{plural(self.records_in, 'record')} in, "
             f"{plural(self.sent.items, 'item')} {sent} in {plural(self.sent.requests, 'request')} "
-            f"({plural(self.sent.retries, 'retry')}), {self.skipped:,} skipped, "
+            f"({plural(self.sent.retries, 'retry')}), {self.unchanged:,} unchanged, "
+            f"{self.skipped:,} skipped, "
             f"{self.dead_lettered:,} dead-lettered, {window:.1f}s sending"
         )
 
@@ -58,6 +60,10 @@ class RunReport:
         if stats.first_sent_at is None:
             stats.first_sent_at = now
         stats.last_sent_at = now
+
+    def unchanged(self, stats: StreamStats) -> None:
+        """Count an item not sent because the ledger holds it with the same digest."""
+        stats.unchanged += 1
 
     def set_aside(self, stats: StreamStats, *, dead_lettered: bool) -> int:
         """Count a skipped or dead-lettered record; returns how many this stream has had."""
@@ -87,8 +93,10 @@ class RunReport:
             sent[s.sink] = sent.get(s.sink, 0) + s.sent.items
         elapsed = max(self.elapsed(), 1e-9)
         per_sink = ", ".join(f"{sink} {n}" for sink, n in sent.items()) or "none yet"
+        unchanged = sum(s.unchanged for s in streams)
         return (
             f"Progress after {elapsed:.0f}s: {plural(read, 'record')} read "
-            f"({read / elapsed:.0f}/s); delivered: {per_sink}; {plural(retries, 'retry')}; "
+            f"({read / elapsed:.0f}/s); delivered: {per_sink}; {unchanged:,} unchanged; "
+            f"{plural(retries, 'retry')}; "
             f"{waited_seconds:.1f}s waiting on rate limits"
         )

@@ -16,6 +16,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_usage.catalogue import SINKS
+from target_usage.changes import LedgerApi
 from target_usage.errors import InvalidRecordError
 from target_usage.explain import Samples
 from target_usage.outcomes import OutcomeStep, StreamSchema
@@ -28,8 +29,9 @@ from target_usage.transport import Origin
 DEFAULT_BATCH_ROWS = 2000
 
 
-class Api(DeliveryApi, Protocol):
-    """What a sink needs from an API module: delivery's needs, plus building items."""
+class Api(DeliveryApi, LedgerApi, Protocol):
+    """What a sink needs from an API module: delivery's and the ledger's needs, plus
+    building items."""
 
     def build(self, kind: str, record: Mapping[str, Any]) -> Any: ...
 
@@ -69,6 +71,7 @@ class UsageSink(SinkSeams):
         self.host = target
         self.api: Api = target.api_for(self.kind)
         self.stats = target.report.stream(self.stream_name, self.kind)
+        self._no_outcomes_queued = target.outcomes.queue.empty
         # Positions count within the stream for the whole run, across SCHEMA changes.
         target.outcomes.schema_seen(
             self.stream_name,
@@ -83,6 +86,10 @@ class UsageSink(SinkSeams):
         return None
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        if not self._no_outcomes_queued():
+            # A request accepted while this batch is read is recorded now, not at the next
+            # hand-over: a kill -9 then resends only the requests in flight.
+            self.host.outcomes.apply()
         self.stats.records_in += 1
         position = self.stats.records_in
         try:

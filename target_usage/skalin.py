@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from target_usage.catalogue import SKALIN
 from target_usage.errors import InvalidRecordError
+from target_usage.ledger import LedgerRow, digest_of, key_hash, subject_text
 from target_usage.records import (
     as_text,
     canonical_json,
@@ -177,8 +178,35 @@ class SkalinApi:
             body.setdefault(part.kind, []).extend(part.items)
         return Request(API_NAME, self.url, self.HEADERS, encode_json(body))
 
+    @property
+    def destination(self) -> str:
+        """Where items go, for the ledger: another client id holds none of them."""
+        return self.client_id
+
+    def ledger_row(self, kind: str, item: Mapping[str, Any]) -> LedgerRow:
+        """The item's ledger key (its eventId) and the digest of what is sent."""
+        return ledger_row(item)
+
     def replay_columns(self, kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Columns that give a dead-lettered record, once fixed, the ids of its first try."""
         if first_present(record, *EVENT_ID) is not None:
             return {}
         return {"event_id": content_digest(record, kind)}
+
+
+def ledger_row(item: Mapping[str, Any]) -> LedgerRow:
+    """Key: the eventId. Digest: the item as sent, except a visitId derived from today.
+
+    An item without `ts` gets the visitId of the day it is sent (see `visit_id`), which
+    changes daily while the data does not; it is left out of such an item's digest, so an
+    unchanged row is not resent the next day. With `ts`, the visitId follows the data.
+    """
+    sent = item if "ts" in item else {k: v for k, v in item.items() if k != "visitId"}
+    return LedgerRow(key_hash(item["eventId"]), digest_of(encode_json(sent)), _subject(item))
+
+
+def _subject(item: Mapping[str, Any]) -> str:
+    identity = item["identity"]
+    names = {"email": identity.get("email"), "user_id": identity.get("id")}
+    names["customer_id"] = item.get("customerId")
+    return subject_text({name: value for name, value in names.items() if value is not None})

@@ -16,7 +16,8 @@ from singer_sdk.sinks import Sink
 
 from target_usage import batch_files, explain, logs, settings
 from target_usage.catalogue import HULL, SINK_APIS, SKALIN
-from target_usage.errors import ApiError, TargetUsageError
+from target_usage.changes import Changes
+from target_usage.errors import ApiError, LedgerError, TargetUsageError
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outcomes import OutcomeStep
 from target_usage.outputs import JsonlWriter, Redactor
@@ -61,12 +62,23 @@ class TargetUsage(TargetSeams):
         settings.check(self.config)
         self.report = RunReport()
         self.redactor = Redactor(settings.secret_values(self.config))
+        self.changes = (
+            Changes(
+                self.config["ledger"],
+                dry_run=self.config["dry_run"],
+                full_resync=self.config["full_resync"],
+                report=self.report,
+            )
+            if self.config["ledger"]
+            else None
+        )
         self.outcomes = OutcomeStep(
             self.config["invalid_records"],
             JsonlWriter(self.config["dead_letter_path"], append=True),
             self.report,
             self.logger,
             replay_columns=lambda kind, record: self.api_for(kind).replay_columns(kind, record),
+            changes=self.changes,
         )
         self._apis: dict[str, Api] = {}
         self._deliveries: dict[str, Delivery] = {}
@@ -171,16 +183,34 @@ class TargetUsage(TargetSeams):
         )
 
     def hand_over(self, api: Api, kind: str, items: list[object], origins: list[Origin]) -> None:
-        """Queue a sink's batch for delivery, applying outcomes while it waits and after."""
-        self.delivery_for(api).submit(kind, items, origins, while_waiting=self.outcomes.apply)
-        self.outcomes.apply()
+        """Queue a sink's batch for delivery (only its changed items, with a ledger),
+        applying outcomes while it waits and after."""
+        with self._stopping_on_ledger_error():
+            if self.changes is not None:
+                items, origins = self.changes.select(api, kind, items, origins)
+            if items:
+                delivery = self.delivery_for(api)
+                delivery.submit(kind, items, origins, while_waiting=self.outcomes.apply)
+            self.outcomes.apply()
 
     def flush_deliveries(self) -> None:
         """Block until every record handed to an API is delivered or set aside, and apply
         the outcomes (so `invalid_records: fail` stops the run here)."""
-        for delivery in list(self._deliveries.values()):
-            delivery.flush(while_waiting=self.outcomes.apply)
-        self.outcomes.apply()
+        with self._stopping_on_ledger_error():
+            for delivery in list(self._deliveries.values()):
+                delivery.flush(while_waiting=self.outcomes.apply)
+            self.outcomes.apply()
+
+    @contextlib.contextmanager
+    def _stopping_on_ledger_error(self) -> Any:
+        """A ledger that cannot be read or written ends the run: requests in flight
+        finish, nothing queued is sent, and the error (no STATE) reaches the CLI."""
+        try:
+            yield
+        except LedgerError:
+            for delivery in list(self._deliveries.values()):
+                delivery.close()
+            raise
 
     # STATE and the end of the run
 
@@ -199,6 +229,20 @@ class TargetUsage(TargetSeams):
         self.flush_deliveries()
         if self.message_reader.stop_signal is not None:
             sys.exit(128 + self.message_reader.stop_signal)
+        if self.changes is not None and not self.outcomes.failures:
+            self._prune_ledger(self.changes)
+
+    def _prune_ledger(self, changes: Changes) -> None:
+        """After a successful run: forget event keys no run carried for the retention."""
+        days = self.config["ledger_retention_days"]
+        pruned = changes.prune(days)
+        if pruned:
+            self.logger.info(
+                "Ledger %s: %s not seen for %d days forgotten (ledger_retention_days).",
+                changes.name,
+                logs.plural(pruned, "event key", "event keys"),
+                days,
+            )
 
     def listen(self, file_input: Any = None) -> None:
         progress = self._start_progress()
@@ -332,6 +376,8 @@ class TargetUsage(TargetSeams):
         self._name_undelivered()
         self._dry_run_writer.close()
         self.outcomes.close()
+        if self.changes is not None:
+            self.changes.close()
         if self.samples is not None:
             for line in self._explanation():
                 self.logger.info("%s", line)

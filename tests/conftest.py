@@ -7,6 +7,8 @@ import functools
 import io
 import json
 import logging
+import os
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -77,3 +79,22 @@ def hull() -> Iterator[FakeHull]:
 @pytest.fixture
 def hull_config(hull: FakeHull, tmp_path: Path) -> dict:
     return hull_settings(hull.url, tmp_path)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may write to, root included (root ignores modes: make it immutable)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable:
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"running as root and chattr +i is refused here: {done.stderr!r}")
+    try:
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)

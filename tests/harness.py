@@ -91,6 +91,8 @@ def _common_settings(workdir: Path) -> dict[str, Any]:
     return {
         "dead_letter_path": str(workdir / "rejected.jsonl"),
         "dry_run_path": str(workdir / "requests.jsonl"),
+        # Each test's own ledger, so no run sees what another test delivered.
+        "ledger": str(workdir / "ledger.sqlite"),
         "max_retries": 3,
         "request_timeout": 5,
     }

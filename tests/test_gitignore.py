@@ -16,6 +16,8 @@ LEFT_BEHIND = [
     "target_usage/__pycache__/target.cpython-311.pyc",
     "target-usage-requests.jsonl",
     "target-usage-rejected.jsonl",
+    "target-usage-ledger.sqlite",
+    "target-usage-ledger.sqlite-wal",
     "examples/target-usage-requests.jsonl",
     "output/target-usage-requests.jsonl",
     ".meltano/run/target-usage/target.config.json",

@@ -228,6 +228,25 @@ def test_prune_deletes_only_event_keys_not_seen_since_the_cutoff(ledger: Ledger)
     assert len(ledger.known(ORG, "alias", [r.key for r in rows(2)])) == 2
 
 
+def test_touch_rewrites_a_key_at_most_once_a_day(ledger: Ledger, path: Path) -> None:
+    ledger.record(ORG, "track", rows(1), now=NOW - timedelta(days=3))
+    key = rows(1)[0].key
+
+    def seen() -> int:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("SELECT seen_at FROM target_usage_ledger").fetchone()[0]
+
+    ledger.touch(ORG, "track", [key], now=NOW)
+    after_first = seen()
+    ledger.touch(ORG, "track", [key], now=NOW + timedelta(hours=23))
+    after_second = seen()
+    ledger.touch(ORG, "track", [key], now=NOW + timedelta(hours=25))
+
+    assert after_first == int(NOW.timestamp())
+    assert after_second == after_first
+    assert seen() == int((NOW + timedelta(hours=25)).timestamp())
+
+
 # Schema versions
 
 
@@ -317,25 +336,6 @@ def test_a_ledger_locked_by_another_process_beyond_the_timeout_fails_clearly(
     assert str(path) in message
     assert "database is locked" in message
     assert "another process held it for more than 0.2 s" in message
-
-
-@pytest.fixture
-def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody may write to, root included (root ignores modes: make it immutable)."""
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    immutable = os.geteuid() == 0
-    if immutable:
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"running as root and chattr +i is refused here: {done.stderr!r}")
-    try:
-        yield folder
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        folder.chmod(0o755)
 
 
 def test_a_ledger_in_a_read_only_folder_fails_clearly(read_only_folder: Path) -> None:

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -177,6 +177,8 @@ class MeltanoProject:
 
     root: Path
     meltano: str
+    # Settings every run of the current test gets: its own ledger (see `own_ledger`).
+    env: dict[str, str] = field(default_factory=dict)
 
     def run(
         self, *args: str, env: Mapping[str, str] | None = None, check: bool = True
@@ -184,7 +186,7 @@ class MeltanoProject:
         done = subprocess.run(
             [self.meltano, *args],
             cwd=self.root,
-            env=meltano_env(env),
+            env=meltano_env({**self.env, **(env or {})}),
             capture_output=True,
             text=True,
             timeout=MELTANO_TIMEOUT_SECONDS,
@@ -231,3 +233,12 @@ def meltano_project(tmp_path_factory: pytest.TempPathFactory) -> MeltanoProject:
     project.run("install")
     print(f"meltano install: {time.monotonic() - started:.1f}s", file=sys.stderr)
     return project
+
+
+@pytest.fixture(autouse=True)
+def own_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Each test's pipelines share a ledger of their own, never the session project's file,
+    so no test finds what another delivered already recorded as unchanged."""
+    if "meltano_project" in request.fixturenames:
+        project: MeltanoProject = request.getfixturevalue("meltano_project")
+        project.env = {"TARGET_USAGE_LEDGER": str(tmp_path / "ledger.sqlite")}
