@@ -153,6 +153,25 @@ def states_of(stdout: str) -> list[Any]:
     return found
 
 
+def start_cli(
+    config: Mapping[str, Any],
+    workdir: Path,
+    *,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start the installed CLI with stdin open, for tests that feed it over time or run
+    several at once."""
+    return subprocess.Popen(
+        command(config, workdir),
+        stdin=subprocess.PIPE,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=workdir,
+        env=clean_env(),
+    )
+
+
 def run_cli(
     config: Mapping[str, Any],
     messages: Iterable[Message],

@@ -17,7 +17,6 @@ import contextlib
 import json
 import re
 import signal
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -34,13 +33,12 @@ from tests.harness import (
     RUN_TIMEOUT_SECONDS,
     Message,
     Run,
-    clean_env,
-    command,
     encode,
     hull_settings,
     record_message,
     schema_message,
     skalin_settings,
+    start_cli,
     states_of,
 )
 
@@ -202,14 +200,7 @@ def run_cli_interrupted(
     out_path, err_path = workdir / "stdout.bin", workdir / "stderr.bin"
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            command(config, workdir),
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=err,
-            cwd=workdir,
-            env=clean_env(),
-        )
+        proc = start_cli(config, workdir, stdout=out, stderr=err)
         stop = threading.Event()
 
         def feed() -> None:
@@ -279,14 +270,7 @@ def run_cli_paused(
     """Write `before`, keep stdin open with nothing to read for `pause` seconds (a tap
     waiting on its source), then write `after` and close the input."""
     started = time.monotonic()
-    proc = subprocess.Popen(
-        command(config, workdir),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=workdir,
-        env=clean_env(),
-    )
+    proc = start_cli(config, workdir)
     assert proc.stdin is not None
     proc.stdin.write(encode(before))
     proc.stdin.flush()

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,20 @@ def postgres() -> Iterator[Postgres]:
             pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def location(postgres: Postgres) -> Iterator[str]:
+    """A fresh, empty database's URL, as a user would write it in `ledger`."""
+    database = f"ledger_{uuid.uuid4().hex[:12]}"
+    with postgres.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    yield (
+        f"postgresql://{postgres.user}:{postgres.password}@{postgres.host}:{postgres.port}"
+        f"/{database}"
+    )
+    with postgres.connect() as conn:
+        conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 # Meltano

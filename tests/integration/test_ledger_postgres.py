@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,20 +26,6 @@ def rows(count: int, *, version: str = "v1") -> list[LedgerRow]:
         LedgerRow(key_hash(f"event-{i}"), digest_of(f"{version}-{i}".encode()), f"u{i}@x.io")
         for i in range(count)
     ]
-
-
-@pytest.fixture
-def location(postgres: Postgres) -> Iterator[str]:
-    """The URL of a fresh, empty database, as a user would write it in `ledger`."""
-    database = f"ledger_{uuid.uuid4().hex[:12]}"
-    with postgres.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    yield (
-        f"postgresql://{postgres.user}:{postgres.password}@{postgres.host}:{postgres.port}"
-        f"/{database}"
-    )
-    with postgres.connect() as conn:
-        conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def test_postgresql_ledger_round_trip(location: str) -> None:

@@ -4,10 +4,7 @@ sharding path of docs/scaling.md), through the real CLI against one fake Skalin.
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +14,15 @@ from tests.fakes import FakeSkalin
 from tests.harness import (
     CLIENT_ID,
     RUN_TIMEOUT_SECONDS,
-    clean_env,
-    command,
     encode,
     run_cli,
     singer_lines,
     skalin_settings,
+    start_cli,
     state_message,
 )
-from tests.integration.conftest import Postgres
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def location(postgres: Postgres) -> Iterator[str]:
-    """A fresh database's URL, as a user would write it in `ledger`."""
-    database = f"shared_{uuid.uuid4().hex[:12]}"
-    with postgres.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    yield (
-        f"postgresql://{postgres.user}:{postgres.password}@{postgres.host}:{postgres.port}"
-        f"/{database}"
-    )
-    with postgres.connect() as conn:
-        conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def features(start: int, end: int) -> list[dict[str, Any]]:
@@ -69,14 +50,7 @@ def test_two_processes_sharing_one_postgresql_ledger_deliver_every_record_the_ov
                 "progress_interval": 0,
             }
             messages = [*singer_lines("features", rows), state_message({"shard": name})]
-            process = subprocess.Popen(
-                command(config, workdir),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=workdir,
-                env=clean_env(),
-            )
+            process = start_cli(config, workdir)
             processes.append((process, encode(messages)))
         results = [p.communicate(data, timeout=RUN_TIMEOUT_SECONDS) for p, data in processes]
 
