@@ -297,3 +297,14 @@ def test_an_item_is_sized_as_the_entry_sent_with_its_token() -> None:
         request = api.request_for([Part(item.kind, [item], [None], None)])
         envelope = {**json.loads(request.body), "batch": []}
         assert len(item) == len(request.body) - len(json.dumps(envelope, separators=(",", ":")))
+
+
+def test_a_record_with_other_columns_than_the_last_gets_its_own_properties() -> None:
+    api = make_api()
+    first = entry("track", {"email": "a@x.io", "event": "e", "plan": "pro"}, api)
+    second = entry("track", {"email": "a@x.io", "event": "e", "seats": 3, "plan": None}, api)
+    third = entry("track", {"account_domain": "a.com", "event": "e", "plan": "team"}, api)
+    assert first["body"]["properties"] == {"plan": "pro"}
+    assert second["body"]["properties"] == {"seats": 3}
+    assert third["body"]["properties"] == {"plan": "team"}
+    assert third["claims"]["io.hull.asAccount"] == {"domain": "a.com"}
