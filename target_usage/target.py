@@ -20,6 +20,7 @@ from target_usage.errors import TargetUsageError
 from target_usage.hull import API_NAME as HULL_API
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outputs import JsonlWriter, Redactor, Rejects
+from target_usage.record_path import LeanRecordPath
 from target_usage.records import encode_json
 from target_usage.report import RunReport
 from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
@@ -86,7 +87,7 @@ class UsageReader(MsgSpecReader):
             raise InvalidInputLine(msg) from None
 
 
-class TargetUsage(Target):
+class TargetUsage(LeanRecordPath, Target):
     """Routes each stream to a sink and delivers its records to Skalin or Hull."""
 
     name = "target-usage"
