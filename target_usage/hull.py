@@ -133,7 +133,6 @@ def _identifiers(
     return tuple(found)
 
 
-@dataclass(frozen=True, slots=True)
 class HullItem:
     """One firehose entry as read: who it is about and its encoded type, timestamp and body.
 
@@ -141,16 +140,29 @@ class HullItem:
     bytes with a token valid at sending time spliced in. `size` is the encoded entry with a
     token, to cut requests under the size cap (a subject's token always has one length).
     The ledger digests `subject`, `kind` and `body`; token and timestamp change without the
-    data changing.
+    data changing. A plain slotted class: one is made per record, and a frozen dataclass's
+    `__init__` costs twice as much.
     """
 
-    subject: Subject
-    kind: str
-    timestamp: str
-    body: bytes
-    head: bytes
-    tail: bytes
-    size: int
+    __slots__ = ("body", "head", "kind", "size", "subject", "tail", "timestamp")
+
+    def __init__(
+        self,
+        subject: Subject,
+        kind: str,
+        timestamp: str,
+        body: bytes,
+        head: bytes,
+        tail: bytes,
+        size: int,
+    ) -> None:
+        self.subject = subject
+        self.kind = kind
+        self.timestamp = timestamp
+        self.body = body
+        self.head = head
+        self.tail = tail
+        self.size = size
 
     def __len__(self) -> int:
         return self.size

@@ -90,9 +90,8 @@ def content_digest(record: Mapping[str, Any], salt: str) -> str:
     content = record
     if _sdc_of(record):
         content = {k: v for k, v in record.items() if not k.startswith(SDC_PREFIX)}
-    digest = hashlib.blake2b(salt.encode() + b"\x00", digest_size=ID_CHARS // 2)
-    digest.update(canonical_json(content))
-    return digest.hexdigest()
+    prefix = salt.encode() + b"\x00"
+    return hashlib.blake2b(prefix + canonical_json(content), digest_size=ID_CHARS // 2).hexdigest()
 
 
 def id16(value: Any) -> str:
