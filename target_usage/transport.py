@@ -226,13 +226,16 @@ class HttpSender:
         self._pools = urllib3.PoolManager(num_pools=2, maxsize=pool_size)
         self._pools.pool_classes_by_scheme = {"http": _QuietHTTPPool, "https": _QuietHTTPSPool}
         self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
+        # URL -> (its host's pool, path and query): an API posts to one URL, parsed once.
+        self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
 
     def attempt(self, request: Request) -> Answer:
         headers = {"User-Agent": USER_AGENT, **request.headers}
         try:
-            response = self._pools.request(
+            pool, path = self._route(request.url)
+            response = pool.urlopen(
                 "POST",
-                request.url,
+                path,
                 body=request.body,
                 headers=headers,
                 timeout=self._timeout,
@@ -255,6 +258,13 @@ class HttpSender:
             return Answer(response.status, f"redirect to {location!r} not followed")
         body = response.data.decode("utf-8", errors="replace")
         return Answer(response.status, body, response.headers.get("Retry-After"))
+
+    def _route(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        route = self._routes.get(url)
+        if route is None:
+            pool = self._pools.connection_from_url(url)
+            route = self._routes[url] = (pool, urllib3.util.parse_url(url).request_uri)
+        return route
 
     def close(self) -> None:
         self._pools.clear()
