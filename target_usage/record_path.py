@@ -9,10 +9,14 @@ key properties and no metadata columns to add, the copy, the map, validation and
 hooks (ours validate in `process_record` and parse nothing), pre-processing (not
 overridden) and the key-property check are no-ops; `LeanRecordPath` skips them and keeps
 every other step, in the SDK's order. Any other case goes through the SDK's own method.
+
+A CLI run also tunes the garbage collector for a stream of short-lived records (see
+`tune_gc_for_streaming`).
 """
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Target
@@ -38,8 +42,33 @@ SDC_METADATA_COLUMNS = frozenset(
 )
 
 
+# Allocations between young-generation collections (CPython's default: 700), and how many
+# young and middle collections trigger the next older one (defaults 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc_for_streaming() -> None:
+    """Freeze what start-up built, and collect young objects less often.
+
+    Records and items are acyclic and short-lived, but the cyclic collector ran every 700
+    allocations and its full collections walked every object singer-sdk's imports made:
+    14 % of a run's CPU in perf (gc_collect_main, visit_decref, visit_reachable). Frozen
+    start-up objects are never walked again; cycles are still collected, later.
+    Measured on 50k features against the bench server, median of 3: 2.95 -> 2.44 s CPU,
+    the same peak RSS.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 class LeanRecordPath(Target):
     """Mixin for the target: `_process_record_message` in fewer steps where it may."""
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """A command-line run: the garbage collector tuned, then the SDK's invoke."""
+        tune_gc_for_streaming()
+        super().invoke(*args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Per stream: (its stream map, its sink, whether the lean path may take it).
