@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 import msgspec
@@ -27,6 +27,7 @@ from target_usage.errors import InvalidRecordError
 from target_usage.ledger import LedgerRow, digest_of, key_hash, subject_text
 from target_usage.records import (
     SDC_PREFIX,
+    ShapePlans,
     as_text,
     content_digest,
     encode_json,
@@ -61,9 +62,11 @@ NOT_PROPERTIES = IDENTIFIER_COLUMNS | TRACK_COLUMNS
 ENVELOPE_BYTES = 100
 
 
-@dataclass(frozen=True)
-class Subject:
-    """Who an entry is about: the identifiers present, as sorted (claim key, value) pairs."""
+class Subject(NamedTuple):
+    """Who an entry is about: the identifiers present, as sorted (claim key, value) pairs.
+
+    A tuple, so the per-entry lookups of its token and token size hash it in C.
+    """
 
     user: tuple[tuple[str, str], ...]
     account: tuple[tuple[str, str], ...]
@@ -73,10 +76,43 @@ class Subject:
         return "user" if self.user else "account"
 
 
+class Shape(NamedTuple):
+    """What the columns of one record shape are to the Hull builders (see `ShapePlans`)."""
+
+    user: tuple[tuple[str, str], ...]  # (column, claim key) present, in claim key order
+    account: tuple[tuple[str, str], ...]
+    traits: tuple[str, ...]  # the body of `traits` without a `traits` column
+    properties: tuple[str, ...]  # `track` properties without a `properties` column
+
+
+def _shape(columns: tuple[str, ...]) -> Shape:
+    def present(identifiers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+        pairs = [(column, claim) for column, claim in identifiers.items() if column in columns]
+        return tuple(sorted(pairs, key=lambda pair: pair[1]))
+
+    def others(excluded: frozenset[str]) -> tuple[str, ...]:
+        return tuple(
+            c
+            for c in columns
+            if c not in excluded and c != "timestamp" and not c.startswith(SDC_PREFIX)
+        )
+
+    return Shape(
+        present(USER_IDENTIFIERS),
+        present(ACCOUNT_IDENTIFIERS),
+        others(IDENTIFIER_COLUMNS),
+        others(NOT_PROPERTIES),
+    )
+
+
+_shape_of = ShapePlans(_shape)
+
+
 def subject_of(record: Mapping[str, Any], *, without: frozenset[str] = frozenset()) -> Subject:
     """The user and/or account a record names; never null or empty identifiers."""
-    user = _identifiers(record, USER_IDENTIFIERS, without)
-    account = _identifiers(record, ACCOUNT_IDENTIFIERS, without)
+    shape = _shape_of(record)
+    user = _identifiers(record, shape.user, without)
+    account = _identifiers(record, shape.account, without)
     if not user and not account:
         names = ", ".join(c for c in (*USER_IDENTIFIERS, *ACCOUNT_IDENTIFIERS) if c not in without)
         raise InvalidRecordError(
@@ -88,17 +124,17 @@ def subject_of(record: Mapping[str, Any], *, without: frozenset[str] = frozenset
 
 
 def _identifiers(
-    record: Mapping[str, Any], columns: Mapping[str, str], without: frozenset[str]
+    record: Mapping[str, Any], present: tuple[tuple[str, str], ...], without: frozenset[str]
 ) -> tuple[tuple[str, str], ...]:
+    """(claim key, text) of the identifiers holding a value, in claim key order."""
     found = []
-    for column, claim in columns.items():
-        value = record.get(column)
-        if column not in without and value is not None and value != "":
+    for column, claim in present:
+        value = record[column]
+        if value is not None and value != "" and column not in without:
             found.append((claim, identifier_text(value, column)))
-    return tuple(sorted(found))
+    return tuple(found)
 
 
-@dataclass(frozen=True, slots=True)
 class HullItem:
     """One firehose entry as read: who it is about and its encoded type, timestamp and body.
 
@@ -106,31 +142,44 @@ class HullItem:
     bytes with a token valid at sending time spliced in. `size` is the encoded entry with a
     token, to cut requests under the size cap (a subject's token always has one length).
     The ledger digests `subject`, `kind` and `body`; token and timestamp change without the
-    data changing.
+    data changing. A plain slotted class: one is made per record, and a frozen dataclass's
+    `__init__` costs twice as much.
     """
 
-    subject: Subject
-    kind: str
-    timestamp: str
-    body: bytes
-    head: bytes
-    tail: bytes
-    size: int
+    __slots__ = ("body", "head", "kind", "size", "subject", "tail", "timestamp")
+
+    def __init__(
+        self,
+        subject: Subject,
+        kind: str,
+        timestamp: str,
+        body: bytes,
+        head: bytes,
+        tail: bytes,
+        size: int,
+    ) -> None:
+        self.subject = subject
+        self.kind = kind
+        self.timestamp = timestamp
+        self.body = body
+        self.head = head
+        self.tail = tail
+        self.size = size
 
     def __len__(self) -> int:
         return self.size
 
-    def encoded(self, token: str) -> bytes:
-        return self.head + token.encode() + self.tail
 
-
-def hull_item(subject: Subject, kind: str, timestamp: str, body: bytes, token: str) -> HullItem:
-    """An item encoded exactly as `{"type", "timestamp", "headers", "body"}`; `token` (any
-    current token of the subject) only sizes it."""
-    head = encode_json({"type": kind, "timestamp": timestamp})[:-1]
-    head += b',"headers":{"Hull-Access-Token":"'
+def hull_item(
+    subject: Subject, kind: str, timestamp: str, body: bytes, token_size: int
+) -> HullItem:
+    """An item encoded exactly as `{"type", "timestamp", "headers", "body"}` with a token of
+    `token_size` bytes. `kind` and `timestamp` (ISO-8601 we formatted) need no escaping."""
+    head = f'{{"type":"{kind}","timestamp":"{timestamp}","headers":{{"Hull-Access-Token":"'
     tail = b'"},"body":' + body + b"}"
-    return HullItem(subject, kind, timestamp, body, head, tail, len(head) + len(token) + len(tail))
+    encoded_head = head.encode()
+    size = len(encoded_head) + token_size + len(tail)
+    return HullItem(subject, kind, timestamp, body, encoded_head, tail, size)
 
 
 @dataclass
@@ -197,8 +246,11 @@ def traits_body(record: Mapping[str, Any], *, send_nulls: bool) -> dict[str, Any
         raise InvalidRecordError(
             "column 'traits' is not an object", fix="send 'traits' as a JSON object of attributes"
         )
-    source = given if given is not None else _other_columns(record, IDENTIFIER_COLUMNS)
-    body = {k: v for k, v in source.items() if send_nulls or v is not None}
+    if given is not None:
+        body = {k: v for k, v in given.items() if send_nulls or v is not None}
+    else:
+        columns = _shape_of(record).traits
+        body = {k: record[k] for k in columns if send_nulls or record[k] is not None}
     if len(body) > HULL_MAX_ATTRIBUTES:
         raise InvalidRecordError(
             f"{len(body)} traits (Hull keeps at most {HULL_MAX_ATTRIBUTES} per profile)",
@@ -237,7 +289,8 @@ def track_body(record: Mapping[str, Any]) -> dict[str, Any]:
             "column 'properties' is not an object", fix="send 'properties' as a JSON object"
         )
     if given is None:
-        given = {k: v for k, v in _other_columns(record, NOT_PROPERTIES).items() if v is not None}
+        columns = _shape_of(record).properties
+        given = {k: record[k] for k in columns if record[k] is not None}
     event_id = first_present(record, "event_id")
     body: dict[str, Any] = {
         "event": as_text(event),
@@ -252,14 +305,6 @@ def track_body(record: Mapping[str, Any]) -> dict[str, Any]:
     if created is not None:
         body["created_at"] = iso_utc(created)
     return body
-
-
-def _other_columns(record: Mapping[str, Any], excluded: frozenset[str]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in record.items()
-        if k not in excluded and k != "timestamp" and not k.startswith(SDC_PREFIX)
-    }
 
 
 def _moment(record: Mapping[str, Any], columns: tuple[str, ...]) -> datetime | None:
@@ -292,6 +337,7 @@ class HullApi:
 
     _stamp_millis: int = field(default=-1, init=False, repr=False)
     _stamp: str = field(default="", init=False, repr=False)
+    _token_sizes: dict[Subject, int] = field(default_factory=dict, init=False, repr=False)
 
     name = API_NAME
     credentials_hint = "check hull_connector_id, hull_connector_secret and hull_organization"
@@ -318,7 +364,7 @@ class HullApi:
             stamp = body["created_at"]
         else:
             stamp = self._now_stamp()
-        item = hull_item(subject, kind, stamp, encode_json(body), self.signer.token(subject))
+        item = hull_item(subject, kind, stamp, encode_json(body), self._token_size(subject))
         if item.size + ENVELOPE_BYTES >= self.max_body_bytes:
             raise InvalidRecordError(
                 f"the entry is {item.size} bytes, over the request cap of "
@@ -326,6 +372,15 @@ class HullApi:
                 fix="send fewer or smaller columns for this record",
             )
         return item
+
+    def _token_size(self, subject: Subject) -> int:
+        """The length of the subject's tokens: fixed by its claims (times are 10 digits)."""
+        size = self._token_sizes.get(subject)
+        if size is None:
+            if len(self._token_sizes) >= TOKEN_CACHE_SIZE:
+                self._token_sizes.clear()
+            size = self._token_sizes[subject] = len(self.signer.token(subject))
+        return size
 
     def _now_stamp(self) -> str:
         """Now, in ISO-8601: formatted once per millisecond, as most entries of a sync
@@ -366,16 +421,19 @@ class HullApi:
         Called before every attempt, so an entry that waited (in a batch, the outbox or
         retries) past half of `hull_token_ttl` goes out with a re-signed token.
         """
-        tokens: dict[Subject, str] = {}
+        tokens: dict[Subject, bytes] = {}
         entries = []
         for part in parts:
             for item in part.items:
                 token = tokens.get(item.subject)
                 if token is None:
-                    token = tokens[item.subject] = self.signer.token(item.subject)
-                entries.append(msgspec.Raw(item.encoded(token)))
+                    token = tokens[item.subject] = self.signer.token(item.subject).encode()
+                entries.append(item.head + token + item.tail)
         now = iso_utc(datetime.fromtimestamp(self.signer.clock(), UTC))
-        body = encode_json({"batch": entries, "timestamp": now, "sentAt": now})
+        # The bytes of encode_json({"batch": entries, "timestamp": now, "sentAt": now}),
+        # joined once instead of walked entry by entry.
+        times = encode_json({"timestamp": now, "sentAt": now})
+        body = b'{"batch":[' + b",".join(entries) + b"]," + times[1:]
         return Request(API_NAME, self.url, self.headers(), body)
 
     @property

@@ -8,10 +8,10 @@ parameter.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -23,6 +23,14 @@ SDC_PREFIX = "_sdc_"
 EPOCH_MILLIS_THRESHOLD = 100_000_000_000
 # A numeric identifier longer than this (1E+999999) is a data error, not a person.
 MAX_IDENTIFIER_DIGITS = 100
+
+# Distinct record shapes remembered; a tap emits one shape per SCHEMA, a few when some
+# columns are left out of some rows.
+SHAPE_CACHE_SIZE = 256
+# Distinct (second, zone) timestamps remembered.
+TIME_CACHE_SIZE = 65_536
+
+PlanT = TypeVar("PlanT")
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _canonical_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
@@ -43,14 +51,47 @@ def digest16(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=ID_CHARS // 2).hexdigest()
 
 
+class ShapePlans(Generic[PlanT]):
+    """Facts about a record's columns, worked out once per shape (its column names, in
+    order) instead of once per record: which columns are `_sdc_`, identifiers, properties.
+
+    Records of one stream nearly always share one shape, so the per-record cost is one
+    tuple and one dictionary lookup. Bounded: forgets every shape when too many are seen.
+    """
+
+    def __init__(self, compile_plan: Callable[[tuple[str, ...]], PlanT]) -> None:
+        self._compile = compile_plan
+        self._plans: dict[tuple[str, ...], PlanT] = {}
+
+    def __call__(self, record: Mapping[str, Any]) -> PlanT:
+        shape = tuple(record)
+        plan = self._plans.get(shape)
+        if plan is None:
+            if len(self._plans) >= SHAPE_CACHE_SIZE:
+                self._plans.clear()
+            plan = self._plans[shape] = self._compile(shape)
+        return plan
+
+
+def sdc_columns(shape: tuple[str, ...]) -> tuple[str, ...]:
+    """The `_sdc_*` columns of a shape: Singer metadata, not content."""
+    return tuple(column for column in shape if column.startswith(SDC_PREFIX))
+
+
+_sdc_of = ShapePlans(sdc_columns)
+
+
 def content_digest(record: Mapping[str, Any], salt: str) -> str:
     """A stable id for a record's content that ignores key order and `_sdc_*` columns.
 
     `salt` keeps ids of different kinds (an identity and a feature built from the same
     row) apart.
     """
-    content = {k: v for k, v in record.items() if not k.startswith(SDC_PREFIX)}
-    return digest16(salt.encode() + b"\x00" + canonical_json(content))
+    content = record
+    if _sdc_of(record):
+        content = {k: v for k, v in record.items() if not k.startswith(SDC_PREFIX)}
+    prefix = salt.encode() + b"\x00"
+    return hashlib.blake2b(prefix + canonical_json(content), digest_size=ID_CHARS // 2).hexdigest()
 
 
 def id16(value: Any) -> str:
@@ -118,7 +159,7 @@ def to_utc(value: Any, column: str) -> datetime:
     elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         moment = _from_epoch(value, column)
     elif isinstance(value, str):
-        moment = _from_text(value.strip(), column)
+        moment = _from_text(value, column)
     else:
         raise _bad_time(value, column)
     if moment.tzinfo is None:
@@ -129,7 +170,13 @@ def to_utc(value: Any, column: str) -> datetime:
         raise _out_of_range(value, column) from None
 
 
-def _from_text(text: str, column: str) -> datetime:
+def _from_text(value: str, column: str) -> datetime:
+    if value[4:5] == "-":  # the common shape, YYYY-MM-DD...: no epoch text has it
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    text = value.strip()
     if text.lstrip("-").replace(".", "", 1).isdigit():
         try:
             return _from_epoch(Decimal(text), column)
@@ -159,6 +206,38 @@ def _bad_time(value: Any, column: str) -> InvalidRecordError:
     )
 
 
+_utc_seconds_by_second: dict[str, str] = {}
+
+
+def utc_seconds_of(value: Any, column: str) -> str:
+    """`utc_seconds(to_utc(value, column))`, remembered per second and zone for ISO text.
+
+    Fractions are truncated, so `...T09:30:00.123+01:00` and `...T09:30:00.456+01:00` give
+    the same text: a sync's timestamps share seconds often enough to make parsing and
+    formatting the exception.
+    """
+    key = _second_key(value) if isinstance(value, str) else None
+    if key is None:
+        return utc_seconds(to_utc(value, column))
+    text = _utc_seconds_by_second.get(key)
+    if text is None:
+        text = utc_seconds(to_utc(value, column))  # raises for invalid text: nothing kept
+        if len(_utc_seconds_by_second) >= TIME_CACHE_SIZE:
+            _utc_seconds_by_second.clear()
+        _utc_seconds_by_second[key] = text
+    return text
+
+
+def _second_key(text: str) -> str | None:
+    """`YYYY-MM-DDTHH:MM:SS` plus the zone, for ISO text whose fraction is only digits
+    (any digit run parses alike); None for other shapes, which are parsed every time."""
+    if text[4:5] != "-":
+        return None
+    rest = text[19:]
+    zone = rest[1:].lstrip("0123456789") if rest[:1] == "." else rest
+    return None if "." in zone else text[:19] + zone
+
+
 def _out_of_range(value: Any, column: str) -> InvalidRecordError:
     return InvalidRecordError(
         f"column '{column}' holds {repr(value)[:60]}, outside the years 1-9999 once in UTC",
@@ -170,12 +249,10 @@ def _out_of_range(value: Any, column: str) -> InvalidRecordError:
 def utc_seconds(moment: datetime) -> str:
     """`YYYY-MM-DDTHH:mm:ss`, the Skalin format (fractions truncated).
 
-    Formatted by hand: `strftime("%Y")` drops the padding of years below 1000.
+    `isoformat` always writes four-digit years (`strftime("%Y")` drops the padding of
+    years below 1000), and is the cheapest way to format.
     """
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
+    return moment.isoformat(timespec="seconds")[:19]
 
 
 def iso_utc(moment: datetime) -> str:

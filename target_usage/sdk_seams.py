@@ -91,6 +91,15 @@ SEAMS = (
     ),
     Seam(
         Target,
+        "_process_record_message",
+        "(self, message_dict: 'dict') -> 'None'",
+        "The SDK runs about fifteen steps per record, several of them no-ops for these sinks "
+        "(copy, map, validation and parsing hooks): record_path.py skips those, calling the "
+        "SDK's own private steps (_get_context, _after_process_record, drain_one, "
+        "_handle_max_record_age) in its order.",
+    ),
+    Seam(
+        Target,
         "_env_var_config",
         "(cls) -> 'dict[str, t.Any]'",
         "The SDK's parser leaves numbers as strings and reads any unknown word as false.",
@@ -190,6 +199,14 @@ class TargetSeams(Target):
 
     def _process_batch_message(self, message_dict: dict) -> None:
         self.process_batch_files(message_dict)
+
+    def process_record_message(self, message_dict: dict) -> None:
+        """Called for each RECORD message: the SDK's own path, unless the target has a
+        leaner one (record_path.py)."""
+        Target._process_record_message(self, message_dict)
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        self.process_record_message(message_dict)
 
     @classproperty
     def _env_var_config(cls) -> dict[str, Any]:

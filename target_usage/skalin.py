@@ -7,17 +7,19 @@ record produces the same item byte for byte.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlencode
 
 from target_usage.catalogue import SKALIN
 from target_usage.errors import InvalidRecordError
 from target_usage.ledger import LedgerRow, digest_of, key_hash, subject_text
 from target_usage.records import (
+    ShapePlans,
     as_text,
     canonical_json,
     clock_time,
@@ -27,8 +29,7 @@ from target_usage.records import (
     first_present,
     id16,
     identifier_text,
-    to_utc,
-    utc_seconds,
+    utc_seconds_of,
 )
 from target_usage.transport import Part, Request, public_url
 
@@ -42,17 +43,47 @@ VISIT_ID = ("visit_id", "visitId")
 TS = ("ts", "timestamp")
 IP = ("cip", "ip")
 FEATURE_NAME = ("name", "feature")
+# Visit ids remembered: (person, customer, day) triples of one sync repeat often.
+VISIT_CACHE_SIZE = 65_536
+
+
+class Columns(NamedTuple):
+    """Which accepted columns of each field a record shape has, in preference order
+    (see `ShapePlans`): a record is then read without probing absent aliases."""
+
+    customer: tuple[str, ...]
+    event: tuple[str, ...]
+    visit: tuple[str, ...]
+    ts: tuple[str, ...]
+    localtime: tuple[str, ...]
+    url: tuple[str, ...]
+    ip: tuple[str, ...]
+    name: tuple[str, ...]
+
+
+def _columns(shape: tuple[str, ...]) -> Columns:
+    def present(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name for name in names if name in shape)
+
+    return Columns(
+        *(present(names) for names in (CUSTOMER_ID, EVENT_ID, VISIT_ID, TS)),
+        *(present(names) for names in (("localtime",), ("url",), IP, FEATURE_NAME)),
+    )
+
+
+_columns_of = ShapePlans(_columns)
 
 
 def build_identity(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     """An `identities` item; raises `InvalidRecordError` when the record names no one."""
-    return _build_item(record, "identities", now)
+    return _build_item(record, _columns_of(record), "identities", now)
 
 
 def build_feature(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
     """A `features` item: an identity item plus the feature's required `name`."""
-    item = _build_item(record, "features", now)
-    name = first_present(record, *FEATURE_NAME)
+    columns = _columns_of(record)
+    item = _build_item(record, columns, "features", now)
+    name, _ = _first(record, columns.name)
     if name is None:
         raise InvalidRecordError(
             "no feature name (column 'name' or 'feature')",
@@ -62,13 +93,15 @@ def build_feature(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]
     return item
 
 
-def _build_item(record: Mapping[str, Any], kind: str, now: datetime) -> dict[str, Any]:
+def _build_item(
+    record: Mapping[str, Any], columns: Columns, kind: str, now: datetime
+) -> dict[str, Any]:
     identity = _identity(record)
-    customer, customer_column = _present_with_column(record, CUSTOMER_ID)
+    customer, customer_column = _first(record, columns.customer)
     customer_id = identifier_text(customer, customer_column) if customer is not None else None
-    moment = _timestamp(record)
-    event = first_present(record, *EVENT_ID)
-    visit = first_present(record, *VISIT_ID)
+    stamp = _ts(record, columns.ts)
+    event, _ = _first(record, columns.event)
+    visit, _ = _first(record, columns.visit)
 
     item: dict[str, Any] = {
         "eventId": id16(event) if event is not None else content_digest(record, kind),
@@ -76,20 +109,20 @@ def _build_item(record: Mapping[str, Any], kind: str, now: datetime) -> dict[str
     }
     if customer_id is not None:
         item["customerId"] = customer_id
-    item["visitId"] = (
-        id16(visit)
-        if visit is not None
-        else visit_id(identity, customer_id, (moment or now.astimezone(UTC)).date())
-    )
-    if moment is not None:
-        item["ts"] = utc_seconds(moment)
-    localtime = record.get("localtime")
-    if localtime not in (None, ""):
+    if visit is not None:
+        item["visitId"] = id16(visit)
+    else:
+        day = stamp[:10] if stamp is not None else now.astimezone(UTC).date().isoformat()
+        item["visitId"] = _visit_digest(identity.get("email"), identity.get("id"), customer_id, day)
+    if stamp is not None:
+        item["ts"] = stamp
+    localtime, _ = _first(record, columns.localtime)
+    if localtime is not None:
         item["localtime"] = clock_time(localtime, "localtime")
-    url = record.get("url")
-    if url not in (None, ""):
+    url, _ = _first(record, columns.url)
+    if url is not None:
         item["url"] = as_text(url)
-    ip = first_present(record, *IP)
+    ip, _ = _first(record, columns.ip)
     if ip is not None:
         item["cip"] = as_text(ip)
     return item
@@ -99,9 +132,9 @@ def _identity(record: Mapping[str, Any]) -> dict[str, str]:
     email = record.get("email")
     user_id = record.get("user_id")
     identity = {}
-    if email not in (None, ""):
+    if email is not None and email != "":
         identity["email"] = identifier_text(email, "email")
-    if user_id not in (None, ""):
+    if user_id is not None and user_id != "":
         identity["id"] = identifier_text(user_id, "user_id")
     if not identity:
         raise InvalidRecordError(
@@ -111,21 +144,18 @@ def _identity(record: Mapping[str, Any]) -> dict[str, str]:
     return identity
 
 
-def _present_with_column(record: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[Any, str]:
-    """The first present value of `columns` and the column it came from (for messages)."""
+def _first(record: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[Any, str]:
+    """The first of a shape's `columns` holding a value (not null or ""), and its column."""
     for column in columns:
-        value = record.get(column)
+        value = record[column]
         if value is not None and value != "":
             return value, column
-    return None, columns[0]
+    return None, ""
 
 
-def _timestamp(record: Mapping[str, Any]) -> datetime | None:
-    for column in TS:
-        value = record.get(column)
-        if value not in (None, ""):
-            return to_utc(value, column)
-    return None
+def _ts(record: Mapping[str, Any], columns: tuple[str, ...]) -> str | None:
+    value, column = _first(record, columns)
+    return utc_seconds_of(value, column) if value is not None else None
 
 
 def visit_id(identity: Mapping[str, str], customer_id: str | None, day: date) -> str:
@@ -133,7 +163,15 @@ def visit_id(identity: Mapping[str, str], customer_id: str | None, day: date) ->
 
     Without it Skalin would give every event of a request one shared visit id.
     """
-    return digest16(canonical_json(["visit", identity, customer_id, day.isoformat()]))
+    return _visit_digest(identity.get("email"), identity.get("id"), customer_id, day.isoformat())
+
+
+@functools.lru_cache(maxsize=VISIT_CACHE_SIZE)
+def _visit_digest(email: str | None, user_id: str | None, customer_id: str | None, day: str) -> str:
+    """Remembered: a person's events of one day share it, and digesting costs more."""
+    identity = {"email": email, "id": user_id}
+    present = {key: value for key, value in identity.items() if value is not None}
+    return digest16(canonical_json(["visit", present, customer_id, day]))
 
 
 @dataclass

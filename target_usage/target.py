@@ -21,6 +21,7 @@ from target_usage.errors import ApiError, LedgerError, TargetUsageError
 from target_usage.hull import HullApi, TokenSigner
 from target_usage.outcomes import OutcomeStep
 from target_usage.outputs import JsonlWriter, Redactor
+from target_usage.record_path import LeanRecordPath
 from target_usage.report import RunReport
 from target_usage.sdk_seams import Interrupted, TargetSeams
 from target_usage.sinks import SINK_CLASSES, Api, SkippedStreamSink
@@ -51,7 +52,7 @@ def route(stream: str, stream_sinks: Mapping[str, str]) -> str | None:
     return None
 
 
-class TargetUsage(TargetSeams):
+class TargetUsage(LeanRecordPath, TargetSeams):
     """Routes each stream to a sink and delivers its records to Skalin or Hull."""
 
     name = "target-usage"

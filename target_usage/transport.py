@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import http.client
 import queue
 import random
 import threading
@@ -26,9 +27,7 @@ from typing import Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from target_usage import __version__
 from target_usage.errors import ApiError
@@ -277,44 +276,66 @@ class _QuietHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _QuietHTTPSConnection
 
 
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
 class HttpSender:
-    """POSTs over one keep-alive session, pooled to the API's concurrency."""
+    """POSTs over keep-alive connections, pooled to the API's concurrency.
+
+    urllib3 directly, not `requests` on top of it: per request, `requests` looks up proxy
+    variables and netrc, merges settings, prepares cookies and guesses the body's charset,
+    about 0.8 ms of CPU that a target sending 2,000 requests per 200k records pays for
+    nothing (no proxies, cookies or auth are used here).
+    """
 
     def __init__(self, timeout_seconds: float, pool_size: int) -> None:
         self.timeout_seconds = timeout_seconds
-        # One Session shared by the workers: its urllib3 pool is thread safe, and no
-        # cookies or auth state are kept.
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        adapter.poolmanager.pool_classes_by_scheme = {
-            "http": _QuietHTTPPool,
-            "https": _QuietHTTPSPool,
-        }
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = USER_AGENT
+        # One pool manager shared by the workers: thread safe, a pool per host.
+        self._pools = urllib3.PoolManager(num_pools=2, maxsize=pool_size)
+        self._pools.pool_classes_by_scheme = {"http": _QuietHTTPPool, "https": _QuietHTTPSPool}
+        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
+        # URL -> (its host's pool, path and query): an API posts to one URL, parsed once.
+        self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
 
     def attempt(self, request: Request) -> Answer:
+        headers = {"User-Agent": USER_AGENT, **request.headers}
         try:
-            response = self._session.post(
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                timeout=self.timeout_seconds,
-                allow_redirects=False,
+            pool, path = self._route(request.url)
+            response = pool.urlopen(
+                "POST",
+                path,
+                body=request.body,
+                headers=headers,
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
             )
-        except requests.Timeout:
+        except urllib3.exceptions.TimeoutError:
             return Answer(None, cause=f"no answer within request_timeout ({self.timeout_seconds}s)")
-        except requests.RequestException as error:
+        except (
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+            ValueError,
+        ) as error:
+            # Only the type: some messages quote header values, the Hull secret among them.
             return Answer(None, cause=f"network error ({type(error).__name__})")
-        if response.is_redirect:
+        location = response.headers.get("Location")
+        if response.status in REDIRECT_STATUSES and location is not None:
             # Never replay a POST (and its secret header) to wherever a redirect points.
-            location = response.headers.get("Location", "")
-            return Answer(response.status_code, f"redirect to {location!r} not followed")
-        return Answer(response.status_code, response.text, response.headers.get("Retry-After"))
+            return Answer(response.status, f"redirect to {location!r} not followed")
+        body = response.data.decode("utf-8", errors="replace")
+        return Answer(response.status, body, response.headers.get("Retry-After"))
+
+    def _route(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        route = self._routes.get(url)
+        if route is None:
+            pool = self._pools.connection_from_url(url)
+            route = self._routes[url] = (pool, urllib3.util.parse_url(url).request_uri)
+        return route
 
     def close(self) -> None:
-        self._session.close()
+        self._pools.clear()
 
 
 class DryRunSender:

@@ -11,6 +11,7 @@ import pytest
 
 from target_usage.errors import InvalidRecordError
 from target_usage.hull import HullApi, Subject, TokenSigner, subject_of
+from target_usage.records import encode_json
 from target_usage.transport import Part, Request
 
 SECRET = "hull-test-secret-0123456789abcdef0123"
@@ -301,3 +302,25 @@ def test_an_item_is_sized_as_the_entry_sent_with_its_token() -> None:
         request = api.request_for([Part(item.kind, [item], [])])
         envelope = {**json.loads(request.body), "batch": []}
         assert len(item) == len(request.body) - len(json.dumps(envelope, separators=(",", ":")))
+
+
+def test_a_record_with_other_columns_than_the_last_gets_its_own_properties() -> None:
+    api = make_api()
+    first = entry("track", {"email": "a@x.io", "event": "e", "plan": "pro"}, api)
+    second = entry("track", {"email": "a@x.io", "event": "e", "seats": 3, "plan": None}, api)
+    third = entry("track", {"account_domain": "a.com", "event": "e", "plan": "team"}, api)
+    assert first["body"]["properties"] == {"plan": "pro"}
+    assert second["body"]["properties"] == {"seats": 3}
+    assert third["body"]["properties"] == {"plan": "team"}
+    assert third["claims"]["io.hull.asAccount"] == {"domain": "a.com"}
+
+
+def test_a_request_body_is_its_entries_encoded_as_one_json_document() -> None:
+    api = make_api()
+    items = [
+        api.build("track", {"email": "a@x.io", "event": "é", "n": 1}),
+        api.build("traits", {"account_domain": "a.com", "plan": "pro"}),
+    ]
+    request = api.request_for([Part("track", items[:1], []), Part("traits", items[1:], [])])
+    assert request.body == encode_json(json.loads(request.body))
+    assert len(json.loads(request.body)["batch"]) == 2

@@ -17,6 +17,7 @@ from target_usage.records import (
     iso_utc,
     to_utc,
     utc_seconds,
+    utc_seconds_of,
 )
 
 NOON_UTC = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -112,3 +113,31 @@ def test_localtime_is_hours_minutes_seconds(value: str) -> None:
 def test_localtime_that_is_not_a_time_is_invalid() -> None:
     with pytest.raises(InvalidRecordError, match="localtime"):
         clock_time("soon", "localtime")
+
+
+@pytest.mark.parametrize(
+    ("values", "sent"),
+    [
+        (
+            ["2024-05-01T09:30:00.1+02:00", "2024-05-01T09:30:00.999999+02:00"],
+            "2024-05-01T07:30:00",
+        ),
+        (
+            ["2024-05-01T09:30:00Z", "2024-05-01T09:30:00.5Z", "2024-05-01T09:30:00.Z"],
+            "2024-05-01T09:30:00",
+        ),
+        (["2024-05-01 23:59:59.9-01:00", "2024-05-01 23:59:59-01:00"], "2024-05-02T00:59:59"),
+    ],
+)
+def test_timestamps_of_one_second_and_zone_give_one_text_whatever_the_fraction(
+    values: list[str], sent: str
+) -> None:
+    assert [utc_seconds_of(v, "ts") for v in values] == [sent] * len(values)
+    assert [utc_seconds(to_utc(v, "ts")) for v in values] == [sent] * len(values)
+
+
+@pytest.mark.parametrize("bad", ["2024-05-01T09:30:00.1x+02:00", "2024-05-01T09:30:00.1.2+02:00"])
+def test_text_unlike_a_remembered_second_is_still_parsed_and_refused(bad: str) -> None:
+    assert utc_seconds_of("2024-05-01T09:30:00.1+02:00", "ts") == "2024-05-01T07:30:00"
+    with pytest.raises(InvalidRecordError, match="'ts'"):
+        utc_seconds_of(bad, "ts")
