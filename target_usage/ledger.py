@@ -35,6 +35,10 @@ KNOWN_CHUNK_KEYS = 1000  # keys per lookup query, under every driver's parameter
 DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
 TOUCH_EVERY_SECONDS = 86_400  # `seen_at` is kept to the day: retention counts in days
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+# WAL pages between checkpoints (SQLite's default is 1,000, 4 MB). Random keys dirty a page
+# each, so a checkpoint every 1,000 pages copied nearly every page it wrote back to the file
+# at once; at 10,000 (40 MB of WAL) a page written by several commits is copied once.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 EVENT_SINKS = ("identities", "features", "track")  # keys that retention may prune
 DELIVERED, REFUSED = "delivered", "refused"
 POSTGRES_EXTRA_HINT = "pip install 'target-usage[postgres]'"
@@ -60,6 +64,7 @@ items = sa.Table(
     sa.PrimaryKeyConstraint("key_hash", "destination", "sink", name="target_usage_ledger_pkey"),
     sqlite_with_rowid=False,  # the primary key is the table: no second copy of the keys
 )
+ITEM_COLUMNS = tuple(column.name for column in items.columns)
 versions = sa.Table(
     "target_usage_ledger_schema",
     metadata,
@@ -271,12 +276,9 @@ class Ledger:
             .values(seen_at=sa.bindparam("seen"))
         )
         fresh = seen - TOUCH_EVERY_SECONDS
-        values = [
-            {"d": destination, "s": sink, "k": key, "seen": seen, "fresh": fresh}
-            for key in sorted(set(keys))
-        ]
+        values = [(destination, sink, key, seen, fresh) for key in sorted(set(keys))]
         with self._failing("write"), self._writing() as conn:
-            self._executemany(conn, "touch", statement, values)
+            self._executemany(conn, "touch", statement, ("d", "s", "k", "seen", "fresh"), values)
 
     def prune(self, older_than: datetime) -> int:
         """Deletes event keys (identities, features, track) not seen since `older_than`.
@@ -341,41 +343,46 @@ class Ledger:
         # in sorted order, so two writers of overlapping keys lock rows in the same order and
         # never deadlock.
         latest = {row.key: row for row in rows}
+        # One tuple per row, in the table's column order (`ITEM_COLUMNS`): no dict per row.
         values = [
-            {
-                "destination": destination,
-                "sink": sink,
-                "key_hash": row.key,
-                "digest": row.digest,
-                "status": status,
-                "subject": row.subject,
-                "reason": reason,
-                "recorded_at": stamp,
-                "seen_at": stamp,
-            }
-            for _, row in sorted(latest.items())
+            (destination, sink, key, row.digest, status, row.subject, reason, stamp, stamp)
+            for key, row in sorted(latest.items())
         ]
         with self._failing("write"), self._writing() as conn:
-            self._executemany(conn, "upsert", _upsert_statement(conn.dialect.name), values)
+            statement = _upsert_statement(conn.dialect.name)
+            self._executemany(conn, "upsert", statement, ITEM_COLUMNS, values)
 
     def _executemany(
-        self, conn: Connection, name: str, statement: Any, values: list[dict[str, Any]]
+        self,
+        conn: Connection,
+        name: str,
+        statement: Any,
+        names: tuple[str, ...],
+        values: list[tuple[Any, ...]],
     ) -> None:
         """One statement for many rows, straight to the driver's executemany.
 
         SQLAlchemy's per-row parameter handling cost more than SQLite's own work per key, so
         the statement is compiled once (per name) and rows go to the driver as they are:
-        tuples in the compiled order for SQLite, names for psycopg.
+        tuples for SQLite (reordered only if the compiled order differs from `names`),
+        dicts of `names` for psycopg.
         """
         if name not in self._driver_sql:
             # An INSERT names every column it sets; other statements name their parameters.
-            columns = [column.name for column in items.columns] if name == "upsert" else None
+            columns = list(ITEM_COLUMNS) if name == "upsert" else None
             compiled = statement.compile(dialect=conn.dialect, column_keys=columns)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
             self._driver_sql[name] = (str(compiled), order)
         sql, order = self._driver_sql[name]
-        params = [tuple(v[key] for key in order) for v in values] if order else values
-        conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+        params: list[Any]
+        if order is None:
+            params = [dict(zip(names, row, strict=True)) for row in values]
+        elif order == names:
+            params = values
+        else:
+            where = [names.index(key) for key in order]
+            params = [tuple(row[i] for i in where) for row in values]
+        conn.exec_driver_sql(sql, params)
 
     def _writable(self) -> None:
         if self.read_only or self._engine is None:
@@ -484,6 +491,7 @@ def _sqlite_engine(url: URL, name: str, *, read_only: bool, busy_timeout: float)
         cursor = dbapi_connection.cursor()
         if not read_only:
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
