@@ -92,6 +92,13 @@ class LedgerRow(NamedTuple):
     subject: str | None = None  # subject_text(...) of the person or account, for docs' queries
 
 
+class Known(NamedTuple):
+    """What `Ledger.lookup` found for a batch of keys."""
+
+    digests: dict[bytes, bytes]  # key hash → digest, for the keys delivered before
+    stale: set[bytes]  # those of them not seen for `TOUCH_EVERY_SECONDS`: `touch` rewrites them
+
+
 def ledger_sink(sink: str) -> str:
     """The `sink` column of a sink's items: `unalias` shares `alias`'s keys (one key per pair)."""
     return "alias" if sink == "unalias" else sink
@@ -220,9 +227,20 @@ class Ledger:
 
     def known(self, destination: str, sink: str, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         """Key hash → digest of every key in `keys` delivered before: one query per chunk."""
-        found: dict[bytes, bytes] = {}
+        return self.lookup(destination, sink, keys, now=None).digests
+
+    def lookup(
+        self, destination: str, sink: str, keys: Sequence[bytes], *, now: datetime | None
+    ) -> Known:
+        """`known`'s digests, and which of those keys `touch` would rewrite at `now`.
+
+        Reading `seen_at` with the digest costs nothing more, and spares an unchanged rerun
+        within a day one UPDATE lookup per key (`touch` of only the stale keys).
+        """
+        found = Known({}, set())
         if self._engine is None or not keys:
             return found
+        fresh = int(now.timestamp()) - TOUCH_EVERY_SECONDS if now is not None else None
         with self._failing("read"), self._engine.connect() as conn:
             sqlite_dialect = conn.dialect.name == "sqlite"
             query = None if sqlite_dialect else _known_query(conn.dialect.name, destination, sink)
@@ -234,7 +252,10 @@ class Ledger:
                     )
                 else:
                     rows = conn.execute(query, {"keys": chunk})
-                found.update((bytes(k), bytes(d)) for k, d in rows)
+                for key, digest, seen_at in rows:
+                    found.digests[bytes(key)] = bytes(digest)
+                    if fresh is not None and seen_at < fresh:
+                        found.stale.add(bytes(key))
         return found
 
     def record(
@@ -419,7 +440,7 @@ def _known_query(dialect: str, destination: str, sink: str) -> sa.Select:
         )
     else:
         among = items.c.key_hash.in_(sa.bindparam("keys", expanding=True))
-    return sa.select(items.c.key_hash, items.c.digest).where(
+    return sa.select(items.c.key_hash, items.c.digest, items.c.seen_at).where(
         items.c.destination == destination,
         items.c.sink == sink,
         items.c.status == DELIVERED,
@@ -433,7 +454,7 @@ def _sqlite_known_sql(count: int) -> str:
     keys = ", ".join("?" * count)
     # Only placeholders and the table's own name go in: no value is ever formatted in.
     return (
-        f"SELECT key_hash, digest FROM {items.name} WHERE destination = ? AND sink = ? "  # noqa: S608
+        f"SELECT key_hash, digest, seen_at FROM {items.name} WHERE destination = ? AND sink = ? "  # noqa: S608
         f"AND status = ? AND key_hash IN ({keys})"
     )
 
