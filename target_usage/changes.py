@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from target_usage.ledger import Ledger, LedgerRow, ledger_sink
+from target_usage.ledger import Known, Ledger, LedgerRow, ledger_sink
 from target_usage.report import RunReport
 from target_usage.transport import Origin
 
@@ -75,22 +75,25 @@ class Changes:
         with self._lock:
             self.open()
             assert self._ledger is not None
-            known: Mapping[bytes, bytes] = {}
+            now = self._clock()
+            found = Known({}, set())
             if not self._full_resync:
-                known = self._ledger.known(destination, sink, [row.key for row in rows])
+                found = self._ledger.lookup(destination, sink, [row.key for row in rows], now=now)
+            known: Mapping[bytes, bytes] = found.digests
             kept_items: list[Any] = []
             kept_origins: list[Origin] = []
-            unchanged: list[bytes] = []
+            stale: list[bytes] = []
             for item, origin, row in zip(items, origins, rows, strict=True):
                 if known.get(row.key) == row.digest:
-                    unchanged.append(row.key)
+                    if row.key in found.stale:  # not seen for a day: retention must see it
+                        stale.append(row.key)
                     self._report.unchanged(self._report.stream(origin.stream, origin.sink))
                 else:
                     kept_items.append(item)
                     kept_origins.append(origin)
                     self._pending[id(origin)] = (origin, destination, row)
-            if unchanged and not self._dry_run:
-                self._ledger.touch(destination, sink, unchanged, now=self._clock())
+            if stale and not self._dry_run:
+                self._ledger.touch(destination, sink, stale, now=now)
         return kept_items, kept_origins
 
     def delivered(self, groups: Sequence[Sequence[Origin]]) -> None:

@@ -35,6 +35,7 @@ from target_usage.transport import Part, Request, public_url
 
 API_NAME = SKALIN
 SKALIN_MAX_ITEMS_PER_ARRAY = 100
+SUBJECT_CACHE_SIZE = 10_000  # people whose `subject` text is kept: a sync has many rows each
 
 # Spec column → accepted column names, snake_case first, then the Skalin doc's camelCase.
 EVENT_ID = ("event_id", "eventId")
@@ -245,6 +246,13 @@ def ledger_row(item: Mapping[str, Any]) -> LedgerRow:
 
 def _subject(item: Mapping[str, Any]) -> str:
     identity = item["identity"]
-    names = {"email": identity.get("email"), "user_id": identity.get("id")}
-    names["customer_id"] = item.get("customerId")
+    found = (identity.get("email"), identity.get("id"), item.get("customerId"))
+    # As text, so that the cache never takes 1 for True (equal keys, other texts).
+    return _subject_text(*(None if value is None else str(value) for value in found))
+
+
+@functools.lru_cache(maxsize=SUBJECT_CACHE_SIZE)
+def _subject_text(email: str | None, user_id: str | None, customer_id: str | None) -> str:
+    """The `subject` column of a person's items; cached, as a sync has many rows per person."""
+    names = {"email": email, "user_id": user_id, "customer_id": customer_id}
     return subject_text({name: value for name, value in names.items() if value is not None})

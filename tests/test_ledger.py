@@ -247,6 +247,19 @@ def test_touch_rewrites_a_key_at_most_once_a_day(ledger: Ledger, path: Path) -> 
     assert seen() == int((NOW + timedelta(hours=25)).timestamp())
 
 
+def test_lookup_names_stale_only_the_delivered_keys_not_seen_for_a_day(ledger: Ledger) -> None:
+    ledger.record(ORG, "track", rows(1), now=NOW - timedelta(days=3))
+    ledger.record(ORG, "track", rows(1, start=1), now=NOW - timedelta(hours=23))
+    ledger.record_refused(ORG, "track", rows(1, start=2), reason="400", now=NOW - timedelta(days=3))
+    keys = [r.key for r in rows(3)]
+
+    found = ledger.lookup(ORG, "track", keys, now=NOW)
+
+    assert found.digests == {r.key: r.digest for r in rows(2)}
+    assert found.stale == {rows(1)[0].key}
+    assert ledger.lookup(ORG, "track", keys, now=None).stale == set()
+
+
 # Schema versions
 
 
