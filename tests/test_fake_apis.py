@@ -6,9 +6,11 @@ misbehave on cue; these tests make sure they do, using plain `requests`.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -154,6 +156,22 @@ def test_drop_before_stores_nothing(skalin: FakeSkalin) -> None:
 
     assert len(skalin.requests) == 1
     assert skalin.accepted == []
+
+
+def test_a_client_gone_mid_body_is_no_request_and_no_violation(skalin: FakeSkalin) -> None:
+    """A client killed while sending (kill -9 mid-run) sent no request: half a body is not
+    a contract violation of the target."""
+    parts = urlsplit(skalin.url)
+    with socket.create_connection((parts.hostname, parts.port)) as client:
+        client.sendall(
+            f"POST /hit/bulk?rec=1&client_id={CLIENT_ID} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            '{"features": [{'.encode()
+        )
+    time.sleep(0.2)
+
+    assert skalin.requests == []
+    assert skalin.violations == []
 
 
 def test_drop_after_stores_then_drops(skalin: FakeSkalin) -> None:

@@ -265,6 +265,11 @@ class FakeServer:
 
     def _handle(self, handler: _Handler) -> None:
         body = _read_body(handler)
+        if body is None:
+            # The client went away mid-body (killed, or its connection dropped): no request
+            # reached the API, so nothing is recorded, checked or answered.
+            handler.close_connection = True
+            return
         parts = urlsplit(handler.path)
         request = Received(
             method=handler.command,
@@ -351,8 +356,9 @@ class FakeServer:
             return max(1, math.ceil((1 - self._tokens) / rps))
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    """The request body, by Content-Length or chunked, so keep-alive stays in step."""
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
+    """The request body, by Content-Length or chunked, so keep-alive stays in step; None
+    when the connection closed before the Content-Length bytes arrived."""
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
         chunks = []
         while True:
@@ -368,7 +374,8 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     except ValueError:
         handler.close_connection = True  # cannot find the next request's start
         return b""
-    return handler.rfile.read(length) if length > 0 else b""
+    body = handler.rfile.read(length) if length > 0 else b""
+    return body if len(body) == length else None
 
 
 def _parse_json(body: bytes) -> Any:
