@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from tests.fakes.server import FakeServer, Received, nonempty_str, zoned
+from tests.fakes.server import FakeServer, Received, nonempty_str, post_to, zoned
 
 # Hull firehose: POST / with a batch of JWT-signed entries
 
@@ -88,11 +88,7 @@ class FakeHull(FakeServer):
         return {entry["token"] for entry in self.entries}
 
     def check(self, request: Received) -> list[str]:
-        problems = []
-        if request.method != "POST":
-            problems.append(f"method {request.method}: expected POST")
-        if request.path != "/":
-            problems.append(f"path {request.path!r}: expected /")
+        problems = post_to(request, "/")
         content_type = request.headers.get("content-type")
         if (content_type or "").split(";")[0].strip().lower() != "application/json":
             problems.append(f"header Content-Type {content_type!r}: expected application/json")

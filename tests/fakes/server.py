@@ -356,6 +356,16 @@ class FakeServer:
             return max(1, math.ceil((1 - self._tokens) / rps))
 
 
+def post_to(request: Received, path: str) -> list[str]:
+    """The problems of a request that is not a POST to `path` (both APIs take only that)."""
+    problems = []
+    if request.method != "POST":
+        problems.append(f"method {request.method}: expected POST")
+    if request.path != path:
+        problems.append(f"path {request.path!r}: expected {path}")
+    return problems
+
+
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
     """The request body, by Content-Length or chunked, so keep-alive stays in step; None
     when the connection closed before the Content-Length bytes arrived."""

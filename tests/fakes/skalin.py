@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from tests.fakes.server import FakeServer, Received, nonempty_str
+from tests.fakes.server import FakeServer, Received, nonempty_str, post_to
 
 # Skalin collect: POST /hit/bulk?rec=1&client_id=...
 
@@ -44,11 +44,7 @@ class FakeSkalin(FakeServer):
         return [item for r in accepted for item in r.json.get(kind, [])]
 
     def check(self, request: Received) -> list[str]:
-        problems = []
-        if request.method != "POST":
-            problems.append(f"method {request.method}: expected POST")
-        if request.path != "/hit/bulk":
-            problems.append(f"path {request.path!r}: expected /hit/bulk")
+        problems = post_to(request, "/hit/bulk")
         if request.query.get("rec") != "1":
             problems.append(f"query rec={request.query.get('rec')!r}: expected '1'")
         if request.query.get("client_id") != self.client_id:
