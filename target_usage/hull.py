@@ -32,6 +32,7 @@ from target_usage.records import (
     content_digest,
     encode_json,
     first_present,
+    first_present_column,
     identifier_text,
     iso_utc,
     to_utc,
@@ -308,11 +309,8 @@ def track_body(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _moment(record: Mapping[str, Any], columns: tuple[str, ...]) -> datetime | None:
-    for column in columns:
-        value = record.get(column)
-        if value is not None and value != "":
-            return to_utc(value, column)
-    return None
+    value, column = first_present_column(record, columns)
+    return to_utc(value, column) if value is not None else None
 
 
 def alias_body(record: Mapping[str, Any]) -> dict[str, Any]:

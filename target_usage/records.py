@@ -90,8 +90,7 @@ def content_digest(record: Mapping[str, Any], salt: str) -> str:
     content = record
     if _sdc_of(record):
         content = {k: v for k, v in record.items() if not k.startswith(SDC_PREFIX)}
-    prefix = salt.encode() + b"\x00"
-    return hashlib.blake2b(prefix + canonical_json(content), digest_size=ID_CHARS // 2).hexdigest()
+    return digest16(salt.encode() + b"\x00" + canonical_json(content))
 
 
 def id16(value: Any) -> str:
@@ -102,11 +101,17 @@ def id16(value: Any) -> str:
 
 def first_present(record: Mapping[str, Any], *columns: str) -> Any:
     """The first of `columns` holding a value other than null or an empty string."""
+    return first_present_column(record, columns)[0]
+
+
+def first_present_column(record: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[Any, str]:
+    """The first of `columns` holding a value (not null or ""), and that column's name, for
+    messages that name it; (None, "") when none does."""
     for column in columns:
         value = record.get(column)
         if value is not None and value != "":
-            return value
-    return None
+            return value, column
+    return None, ""
 
 
 def as_text(value: Any) -> str:

@@ -27,6 +27,7 @@ from target_usage.records import (
     digest16,
     encode_json,
     first_present,
+    first_present_column,
     id16,
     identifier_text,
     utc_seconds_of,
@@ -84,7 +85,7 @@ def build_feature(record: Mapping[str, Any], *, now: datetime) -> dict[str, Any]
     """A `features` item: an identity item plus the feature's required `name`."""
     columns = _columns_of(record)
     item = _build_item(record, columns, "features", now)
-    name, _ = _first(record, columns.name)
+    name, _ = first_present_column(record, columns.name)
     if name is None:
         raise InvalidRecordError(
             "no feature name (column 'name' or 'feature')",
@@ -98,11 +99,11 @@ def _build_item(
     record: Mapping[str, Any], columns: Columns, kind: str, now: datetime
 ) -> dict[str, Any]:
     identity = _identity(record)
-    customer, customer_column = _first(record, columns.customer)
+    customer, customer_column = first_present_column(record, columns.customer)
     customer_id = identifier_text(customer, customer_column) if customer is not None else None
     stamp = _ts(record, columns.ts)
-    event, _ = _first(record, columns.event)
-    visit, _ = _first(record, columns.visit)
+    event, _ = first_present_column(record, columns.event)
+    visit, _ = first_present_column(record, columns.visit)
 
     item: dict[str, Any] = {
         "eventId": id16(event) if event is not None else content_digest(record, kind),
@@ -117,13 +118,13 @@ def _build_item(
         item["visitId"] = _visit_digest(identity.get("email"), identity.get("id"), customer_id, day)
     if stamp is not None:
         item["ts"] = stamp
-    localtime, _ = _first(record, columns.localtime)
+    localtime, _ = first_present_column(record, columns.localtime)
     if localtime is not None:
         item["localtime"] = clock_time(localtime, "localtime")
-    url, _ = _first(record, columns.url)
+    url, _ = first_present_column(record, columns.url)
     if url is not None:
         item["url"] = as_text(url)
-    ip, _ = _first(record, columns.ip)
+    ip, _ = first_present_column(record, columns.ip)
     if ip is not None:
         item["cip"] = as_text(ip)
     return item
@@ -145,17 +146,8 @@ def _identity(record: Mapping[str, Any]) -> dict[str, str]:
     return identity
 
 
-def _first(record: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[Any, str]:
-    """The first of a shape's `columns` holding a value (not null or ""), and its column."""
-    for column in columns:
-        value = record[column]
-        if value is not None and value != "":
-            return value, column
-    return None, ""
-
-
 def _ts(record: Mapping[str, Any], columns: tuple[str, ...]) -> str | None:
-    value, column = _first(record, columns)
+    value, column = first_present_column(record, columns)
     return utc_seconds_of(value, column) if value is not None else None
 
 
