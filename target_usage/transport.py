@@ -580,13 +580,9 @@ class Delivery:
 
     def _deliver(self, parts: list[Part], settled: set[int]) -> None:
         """Send parts as one request; on a content refusal, isolate the records refused."""
-        answer, decision, retries = self._send(parts, paced=True)
-        if decision.verdict is Verdict.DELIVERED:
-            self._delivered(parts, retries, settled)
-        elif decision.verdict is Verdict.REFUSED_CONTENT:
-            self._isolate(parts, answer, settled)
-        else:
-            raise self._error(answer, retries, parts)
+        refused = self._try(parts, parts, settled, paced=True)
+        if refused is not None:
+            self._isolate(parts, refused, settled)
 
     def _isolate(self, parts: list[Part], answer: Answer, settled: set[int]) -> None:
         """Group testing, iterative and bounded: find the records the API refuses alone.
@@ -610,7 +606,7 @@ class Delivery:
                     self._refuse(suspects[0], last, parts, settled)
                     continue
                 half = len(suspects) // 2
-                trial = self._try(suspects[:half], parts, settled)
+                trial = self._try(_regroup(suspects[:half]), parts, settled)
                 if trial is None:
                     refused.append((suspects[half:], last))
                 else:
@@ -618,21 +614,24 @@ class Delivery:
                     refused.append((suspects[:half], trial))
             elif one_by_one:
                 group = one_by_one.pop()
-                trial = self._try(group, parts, settled)
+                trial = self._try(_regroup(group), parts, settled)
                 if trial is not None:
                     refused.append((group, trial))
             elif len(untested) == 1:
                 one_by_one, untested = untested, []
             else:
-                trial = self._try([m for group in untested for m in group], parts, settled)
+                trial = self._try(
+                    _regroup([m for group in untested for m in group]), parts, settled
+                )
                 one_by_one = untested if trial is not None else []
                 untested = []
 
-    def _try(self, members: list[Member], parts: list[Part], settled: set[int]) -> Answer | None:
-        """Send some members of `parts`: None once delivered, the answer if refused for
-        their content; any other final answer ends the run."""
-        trial_parts = _regroup(members)
-        trial, decision, retries = self._send(trial_parts)
+    def _try(
+        self, trial_parts: list[Part], parts: list[Part], settled: set[int], *, paced: bool = False
+    ) -> Answer | None:
+        """Send `trial_parts` (some or all of `parts`): None once delivered, the answer if
+        refused for their content; any other final answer ends the run, naming `parts`."""
+        trial, decision, retries = self._send(trial_parts, paced=paced)
         if decision.verdict is Verdict.DELIVERED:
             self._delivered(trial_parts, retries, settled)
             return None
